@@ -1,0 +1,390 @@
+"""Where the groove is: spiral centre, scanner scale, handedness, pitch, polarity.
+
+Two stages, both driven by the grooves themselves (never by the hole or the outline):
+
+1. *Coarse*: a block-averaged map of groove texture (band-pass energy relative to local
+   brightness, so the X-ray picture behind the grooves does not matter) gives the groove
+   annulus; a RANSAC circle through its outer edge gives the centre to a fraction of a
+   millimetre, and the annulus its inner and outer radius.
+2. *Fine*: radial profiles, averaged over narrow sectors, are taken in a few bands across
+   the annulus. The grooves are periodic in radius, so the phase of each sector's profile
+   at the groove frequency tells how far the grooves sit from the assumed centre, modulo
+   one pitch. Around the disc that shift is ``a + b*theta + ex*cos(theta) + ey*sin(theta)
+   + R*q*cos(2*theta)``: ``b`` is the spiral (its sign is the handedness, ``2*pi*|b|`` the
+   pitch), ``(ex, ey)`` the centre error and ``q`` the X/Y scale mismatch of the scanner.
+   Two or three rounds of this least-squares fit converge to micrometres.
+
+Which half of a period is groove and which is land is decided by physics, not by
+brightness: the two walls of one groove carry the same modulation, the two edges of a
+land strip belong to different turns. See :func:`_groove_phase`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage import filters, measure
+
+from .errors import NoGrooveError
+from .sampling import block_reduce_mean, sample
+
+__all__ = ["DiscGeometry", "find_geometry"]
+
+
+@dataclass(frozen=True)
+class DiscGeometry:
+    """The disc as found in the scan (conventions: ``docs/conventions.md``).
+
+    Attributes
+    ----------
+    centre_px : (row, col) of the spiral centre, pixels.
+    px_mm : (row, col) pixel size in mm that makes the grooves circular; their
+        geometric mean equals the file's nominal pixel size.
+    direction : +1 if the groove, played outside-in, turns towards +theta, else -1.
+    pitch_mm : groove pitch (radial distance between turns) in the main band.
+    polarity : "dark" if the groove walls are darker than the land, else "bright".
+    r_inner_mm, r_outer_mm : radii bounding the grooved annulus.
+    profile : one period of the mean radial profile, groove centre in the middle,
+        sampled at ``profile_step_mm`` (brightness units of the scan).
+    scale_mismatch : ``px_mm[1] / px_mm[0] - 1`` (X vs Y scale difference of the scanner).
+    confidence : 0..1, how well the harmonic model fits the measured groove shifts.
+    """
+
+    centre_px: tuple[float, float]
+    px_mm: tuple[float, float]
+    direction: int
+    pitch_mm: float
+    polarity: str
+    r_inner_mm: float
+    r_outer_mm: float
+    profile: np.ndarray = field(repr=False)
+    profile_step_mm: float = 0.0
+    scale_mismatch: float = 0.0
+    centre_residual_mm: float = 0.0
+    confidence: float = 0.0
+    wall_coherence: tuple[float, float] = (0.0, 0.0)
+    overview: np.ndarray | None = field(default=None, repr=False)
+    overview_factor: int = 1
+
+    def to_px(self, r_mm, theta):
+        """(row, col) of polar points ``r_mm`` (mm), ``theta`` (rad)."""
+        row = self.centre_px[0] + np.asarray(r_mm) * np.sin(theta) / self.px_mm[0]
+        col = self.centre_px[1] + np.asarray(r_mm) * np.cos(theta) / self.px_mm[1]
+        return row, col
+
+    def to_polar(self, row, col):
+        """(r_mm, theta) of pixel positions."""
+        y = (np.asarray(row, dtype=np.float64) - self.centre_px[0]) * self.px_mm[0]
+        x = (np.asarray(col, dtype=np.float64) - self.centre_px[1]) * self.px_mm[1]
+        return np.hypot(x, y), np.arctan2(y, x)
+
+    def radial_px_mm(self, theta):
+        """Length in mm of one pixel step taken along the radius at ``theta``."""
+        return 1.0 / np.hypot(np.cos(theta) / self.px_mm[1], np.sin(theta) / self.px_mm[0])
+
+
+# ----------------------------------------------------------------------------- coarse
+
+@dataclass(frozen=True)
+class _Coarse:
+    centre_px: tuple[float, float]
+    r_inner_mm: float
+    r_outer_mm: float
+    overview: np.ndarray
+    factor: int
+
+
+def _texture_overview(image, px_mm, factor):
+    """Block means of groove-band energy relative to local brightness (dimensionless)."""
+    s_fine = max(0.6, 0.015 / px_mm)      # removes pixel noise, keeps 0.1 mm walls
+    s_wide = max(2.0, 0.2 / px_mm)        # local brightness: wider than a pitch
+
+    def contrast(block):
+        fine = cv2.GaussianBlur(block, (0, 0), s_fine)
+        wide = cv2.GaussianBlur(block, (0, 0), s_wide)
+        return (fine - wide) ** 2 / (wide * wide + 1e-6 * float(block.max() or 1) ** 2)
+
+    return block_reduce_mean(image, factor, transform=contrast)
+
+
+def _coarse_geometry(image, px_mm) -> _Coarse:
+    factor = max(1, int(round(0.4 / px_mm)))
+    texture = _texture_overview(image, px_mm, factor)
+    if texture.size < 100 or not np.isfinite(texture).all():
+        raise NoGrooveError("the image is too small to hold a record groove; check the file and --dpi")
+    logt = np.log10(texture + 1e-12)
+    try:
+        level = filters.threshold_otsu(logt)
+    except ValueError:
+        raise NoGrooveError("the image is blank: no groove texture found") from None
+    grooved = ndimage.binary_opening(logt > level, iterations=1)
+    labels, n = ndimage.label(ndimage.binary_fill_holes(ndimage.binary_closing(grooved, iterations=2)))
+    if n == 0:
+        raise NoGrooveError("no grooved area found in the scan; is this a record scan?")
+    largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
+    contours = measure.find_contours(largest.astype(np.float32), 0.5)
+    edge = max(contours, key=len)
+    if len(edge) < 20:
+        raise NoGrooveError("the grooved area is too small to be a record; check --dpi")
+    model, inliers = measure.ransac(edge, measure.CircleModel, min_samples=3,
+                                    residual_threshold=2.0, max_trials=500,
+                                    rng=np.random.default_rng(0))
+    if model is None or inliers.sum() < 0.3 * len(edge):
+        raise NoGrooveError("the grooved area is not round: no spiral groove found")
+    cy, cx = model.center
+    centre_px = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
+    # annulus: radii where most angles show groove texture
+    rr, cc = np.indices(grooved.shape)
+    radius = np.hypot(rr - cy, cc - cx).astype(int)
+    frac = np.bincount(radius.ravel(), grooved.ravel()) / np.maximum(np.bincount(radius.ravel()), 1)
+    rows = np.flatnonzero(frac > 0.5)
+    if rows.size < 3:
+        raise NoGrooveError("no groove annulus found around the fitted centre")
+    r_outer = (rows.max() + 0.5) * factor * px_mm
+    # the inner edge: the first radius, going in from outside, where texture stops
+    inner = rows.max()
+    while inner - 1 >= 0 and frac[inner - 1] > 0.3:
+        inner -= 1
+    r_inner = inner * factor * px_mm
+    return _Coarse(centre_px, r_inner, r_outer, texture, factor)
+
+
+# ----------------------------------------------------------------------------- fine
+
+def _band_profiles(image, centre_px, px_mm, r_lo, r_hi, n_sectors, lines_per_sector, step_mm):
+    """Sector-averaged radial profiles: (n_sectors, n_radii), radii, sector angles."""
+    radii = np.arange(r_lo, r_hi, step_mm)
+    sector_theta = (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
+    offsets = (np.arange(lines_per_sector) + 0.5) / lines_per_sector - 0.5
+    theta = (sector_theta[:, None] + offsets[None, :] * 2 * np.pi / n_sectors).ravel()
+    rows = centre_px[0] + radii[None, :] * np.sin(theta)[:, None] / px_mm[0]
+    cols = centre_px[1] + radii[None, :] * np.cos(theta)[:, None] / px_mm[1]
+    values = sample(image, rows, cols, interpolation="linear")
+    values = values.reshape(n_sectors, lines_per_sector, radii.size)
+    return np.nanmean(values, axis=1), radii, sector_theta
+
+
+def _detrend(profiles, radii, pitch_guess_mm):
+    """Remove brightness varying slower than the grooves (the X-ray picture)."""
+    step = radii[1] - radii[0]
+    sigma = max(1.0, 1.5 * pitch_guess_mm / step)
+    smooth = ndimage.gaussian_filter1d(profiles, sigma, axis=1, mode="nearest")
+    return profiles / np.maximum(smooth, 1e-6) - 1.0
+
+
+def _estimate_pitch(profiles, step_mm, p_min=0.06, p_max=0.6):
+    """Groove period (mm) from the mean power spectrum of radial profiles."""
+    x = profiles - profiles.mean(axis=1, keepdims=True)
+    x = x * np.hanning(x.shape[1])[None, :]
+    nfft = 8 * int(2 ** np.ceil(np.log2(x.shape[1])))
+    power = np.nanmean(np.abs(np.fft.rfft(np.nan_to_num(x), nfft, axis=1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(nfft, step_mm)
+    ok = (freqs > 1 / p_max) & (freqs < 1 / p_min)
+    if not ok.any():
+        return np.nan
+    # the fundamental: the lowest-frequency peak that is strong (a groove profile with
+    # two walls can have its second harmonic as strong as the first)
+    band = np.where(ok, power, 0.0)
+    strong = band > 0.3 * band.max()
+    peaks = np.flatnonzero(strong & (band >= np.roll(band, 1)) & (band >= np.roll(band, -1)))
+    k = peaks[0] if peaks.size else int(np.argmax(band))
+    if 0 < k < power.size - 1:
+        a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
+        k = k + 0.5 * (a - c) / (a - 2 * b + c)
+    return 1.0 / (k * (freqs[1] - freqs[0]))
+
+
+def _groove_shift(profiles, radii, pitch_mm):
+    """Shift (mm, modulo one pitch, unwrapped around the disc) of each sector's grooves."""
+    window = np.hanning(radii.size)
+    phasor = np.exp(-2j * np.pi * radii / pitch_mm) * window
+    coeff = np.nan_to_num(profiles) @ phasor
+    phase = np.unwrap(np.angle(coeff))
+    strength = np.abs(coeff)
+    return -phase * pitch_mm / (2 * np.pi), strength
+
+
+@dataclass(frozen=True)
+class _Fit:
+    ex: float
+    ey: float
+    q: float
+    slopes: np.ndarray
+    rms: float
+    strength_ratio: float
+
+
+def _fit_harmonics(thetas, shifts, weights, band_radii):
+    """Joint least squares of the shift model over all bands (see module docstring)."""
+    n_bands = len(shifts)
+    rows, rhs, w = [], [], []
+    for k, (theta, shift, weight, radius) in enumerate(zip(thetas, shifts, weights, band_radii)):
+        design = np.zeros((theta.size, 3 + 2 * n_bands))
+        design[:, 0] = np.cos(theta)
+        design[:, 1] = np.sin(theta)
+        design[:, 2] = radius * np.cos(2 * theta)
+        design[:, 3 + 2 * k] = 1.0
+        design[:, 4 + 2 * k] = theta
+        rows.append(design)
+        rhs.append(shift)
+        w.append(weight)
+    design, rhs, w = np.vstack(rows), np.concatenate(rhs), np.sqrt(np.concatenate(w))
+    coef, *_ = np.linalg.lstsq(design * w[:, None], rhs * w, rcond=None)
+    resid = rhs - design @ coef
+    rms = float(np.sqrt(np.average(resid**2, weights=w**2)))
+    return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms, 0.0)
+
+
+def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
+    centre = np.array(coarse.centre_px, dtype=np.float64)
+    px = np.array(px_nominal, dtype=np.float64)
+    span = coarse.r_outer_mm - coarse.r_inner_mm
+    # bands inside the annulus, clear of the lead-in and the run-out
+    lo, hi = coarse.r_inner_mm + 0.15 * span, coarse.r_outer_mm - 0.2 * span
+    n_bands = 4
+    width = min(3.0, 0.8 * (hi - lo) / n_bands)
+    centres_mm = np.linspace(lo + width / 2, hi - width / 2, n_bands)
+    pitch = np.nan
+    step = min(px) / 2
+    for round_ in range(n_rounds):
+        data = []
+        for rc in centres_mm:
+            prof, radii, theta = _band_profiles(image, centre, px, rc - width / 2, rc + width / 2,
+                                                720, 8, step)
+            data.append((prof, radii, theta))
+        if round_ == 0:
+            pitch = np.nanmedian([_estimate_pitch(_detrend(p, r, 0.3), step) for p, r, _ in data])
+            if not np.isfinite(pitch):
+                raise NoGrooveError("no periodic groove pattern found in the grooved area")
+        thetas, shifts, weights = [], [], []
+        for prof, radii, theta in data:
+            shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch)
+            thetas.append(theta)
+            shifts.append(shift)
+            weights.append(strength**2)
+        fit = _fit_harmonics(thetas, shifts, weights, centres_mm)
+        turn_drift = 2 * np.pi * np.median(fit.slopes)
+        harmonic = abs(turn_drift) / pitch
+        if round_ == 0 and 1.6 < harmonic < 2.4:
+            pitch *= 2.0           # locked on the second harmonic of a two-wall profile
+            continue
+        # update centre (mm -> px) and the X/Y scales (q: relative radius excess along x)
+        centre = centre + np.array([fit.ey / px[0], fit.ex / px[1]])
+        px = px * np.array([1 + fit.q, 1 - fit.q])
+        px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
+        pitch = abs(turn_drift)
+    return centre, px, fit, pitch, data, centres_mm
+
+
+# ----------------------------------------------------------------------------- polarity
+
+def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm, step, n_lines=4096):
+    """Samples (lines, periods, n_v) around each groove candidate along one turn of a band.
+
+    ``model_shift(theta)`` gives the radius (mod pitch) of the grooves' fundamental
+    maximum; the candidate centre is ``offset_mm`` away from it.
+    """
+    theta = (np.arange(n_lines) + 0.5) * 2 * np.pi / n_lines
+    n_per = max(3, int(2 * 2.5))
+    periods = np.arange(-n_per, n_per + 1)
+    v = np.arange(-pitch / 2, pitch / 2, step)
+    base = model_shift(theta) + offset_mm
+    base = base + np.round((r_band - base) / pitch) * pitch
+    radii = base[:, None, None] + periods[None, :, None] * pitch + v[None, None, :]
+    th = theta[:, None, None]
+    values = sample(image, centre[0] + radii * np.sin(th) / px[0],
+                    centre[1] + radii * np.cos(th) / px[1], interpolation="linear")
+    return values, v
+
+
+def _edge_coherence(values, v):
+    """Correlation of the fast motion of the two edges of each period, along the turn."""
+    grad = np.abs(np.gradient(values, axis=2))
+    left, right = v < 0, v >= 0
+    pos_l = (grad[..., left] @ v[left]) / np.maximum(grad[..., left].sum(axis=2), 1e-12)
+    pos_r = (grad[..., right] @ v[right]) / np.maximum(grad[..., right].sum(axis=2), 1e-12)
+    # keep the fast part: slow drift (eccentricity residue, contrast) is not modulation
+    fast_l = pos_l - ndimage.uniform_filter1d(pos_l, 9, axis=0, mode="nearest")
+    fast_r = pos_r - ndimage.uniform_filter1d(pos_r, 9, axis=0, mode="nearest")
+    a, b = fast_l.ravel(), fast_r.ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
+        return 0.0
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
+    """Groove centre offset from the fundamental maximum, polarity, coherences, profile.
+
+    A dark-walled groove sits at the fundamental's minimum (offset p/2), a
+    bright-walled one at its maximum (offset 0). The walls of a groove move together
+    (same audio); the edges of a land strip belong to neighbouring turns. When the
+    disc is too quiet to tell, the dark hypothesis (transmission scans) is kept.
+    """
+    results = []
+    for offset, polarity in ((pitch / 2, "dark"), (0.0, "bright")):
+        values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step)
+        results.append((_edge_coherence(values, v), polarity, offset, np.nanmean(values, axis=(0, 1))))
+    (coh_dark, *_), (coh_bright, *_) = results
+    pick = results[1] if coh_bright > coh_dark + 0.1 else results[0]
+    return pick[2], pick[1], (coh_dark, coh_bright), pick[3]
+
+
+# ----------------------------------------------------------------------------- public
+
+def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
+    """Find the spiral's centre, scale, handedness, pitch and polarity.
+
+    Parameters
+    ----------
+    scan : Scan or 2-D array
+        The scan (``Scan`` from :func:`groovescan.load_scan`) or an image array, in
+        which case ``px_mm`` (row, col) must be given.
+    px_mm : (float, float), optional
+        Nominal pixel size (row, col) in mm; taken from ``scan.px_mm`` by default.
+
+    Returns
+    -------
+    DiscGeometry
+
+    Notes
+    -----
+    Reads the image twice in blocks (texture overview), then samples a few
+    thousand radial lines; peak memory is a few hundred MB whatever the scan size.
+    """
+    image = getattr(scan, "image", scan)
+    if px_mm is None:
+        px_mm = scan.px_mm
+    px_nominal = (float(px_mm[0]), float(px_mm[1]))
+    coarse = _coarse_geometry(image, float(np.sqrt(px_nominal[0] * px_nominal[1])))
+    centre, px, fit, pitch, data, band_radii = _refine(image, coarse, px_nominal)
+    direction = -1 if np.median(fit.slopes) > 0 else 1
+    # the fit's groove shift in the middle band, relative to the refined centre
+    k = len(band_radii) // 2
+    a_k = float(np.median(_groove_shift(_detrend(data[k][0], data[k][1], pitch), data[k][1], pitch)[0]
+                          - np.median(fit.slopes) * data[k][2]))
+    slope = float(np.median(fit.slopes))
+    model_shift = lambda theta: a_k + slope * theta
+    step = min(px) / 2
+    offset, polarity, coherence, profile = _choose_groove(
+        image, centre, px, model_shift, band_radii[k], pitch, step)
+    confidence = float(np.clip(1.0 - fit.rms / (0.25 * pitch), 0.0, 1.0))
+    return DiscGeometry(
+        centre_px=(float(centre[0]), float(centre[1])),
+        px_mm=(float(px[0]), float(px[1])),
+        direction=direction,
+        pitch_mm=float(pitch),
+        polarity=polarity,
+        r_inner_mm=float(coarse.r_inner_mm),
+        r_outer_mm=float(coarse.r_outer_mm),
+        profile=profile.astype(np.float32),
+        profile_step_mm=float(step),
+        scale_mismatch=float(px[1] / px[0] - 1.0),
+        centre_residual_mm=float(fit.rms),
+        confidence=confidence,
+        wall_coherence=coherence,
+        overview=coarse.overview,
+        overview_factor=coarse.factor,
+    )

@@ -1,0 +1,109 @@
+"""Sub-pixel sampling of (possibly huge, memory-mapped) images.
+
+OpenCV's ``remap`` is fast but refuses sources of 32 767 pixels or more on a side, and
+turning a whole memory-mapped gigapixel scan into float32 would cost 4 bytes a pixel.
+:func:`sample` therefore reads only the bounding box of the points asked for, and splits
+the point set in two (along its longer extent) until each box is small enough. Callers
+that ask for compact point sets (a wedge of the disc, a stretch of groove) pay for one
+box; callers that ask for scattered points still get a correct answer.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+_REMAP_LIMIT = 32_000       # OpenCV keeps source coordinates in 16-bit integers
+_MARGIN = 3                 # pixels around a box, enough for the cubic kernel
+
+
+def sample(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 24, fill=np.nan):
+    """Interpolate ``image`` at fractional pixel positions.
+
+    Parameters
+    ----------
+    image : (H, W) array_like
+        Any 2-D array supporting slicing (ndarray, ``np.memmap``); never loaded whole.
+    rows, cols : array_like of float, same shape
+        Positions in pixels; integer values are pixel centres.
+    interpolation : {"cubic", "linear"}
+        OpenCV kernel (cubic is Keys' convolution, no prefilter).
+    max_box_px : int
+        Largest source box read at once (pixels); bounds peak memory to
+        ``4 * max_box_px`` bytes plus the output.
+    fill : float
+        Value for points outside the image.
+
+    Returns
+    -------
+    values : ndarray of float32, shape of ``rows``
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    cols = np.asarray(cols, dtype=np.float64)
+    if rows.shape != cols.shape:
+        raise ValueError(f"rows {rows.shape} and cols {cols.shape} must have one shape")
+    out = np.full(rows.size, fill, dtype=np.float32)
+    flat_r, flat_c = rows.ravel(), cols.ravel()
+    inside = (flat_r > -0.5) & (flat_r < image.shape[0] - 0.5) & \
+             (flat_c > -0.5) & (flat_c < image.shape[1] - 0.5)
+    index = np.flatnonzero(inside)
+    if index.size:
+        _sample_boxes(image, flat_r, flat_c, index, out, _INTERPOLATION[interpolation], max_box_px)
+    return out.reshape(rows.shape)
+
+
+def _sample_boxes(image, rows, cols, index, out, flag, max_box_px):
+    r, c = rows[index], cols[index]
+    r0 = max(int(np.floor(r.min())) - _MARGIN, 0)
+    r1 = min(int(np.ceil(r.max())) + _MARGIN + 1, image.shape[0])
+    c0 = max(int(np.floor(c.min())) - _MARGIN, 0)
+    c1 = min(int(np.ceil(c.max())) + _MARGIN + 1, image.shape[1])
+    h, w = r1 - r0, c1 - c0
+    if (h * w > max_box_px or max(h, w) > _REMAP_LIMIT) and index.size > 1:
+        # split the points, not the image: halves of a compact set stay compact
+        along = r if h >= w else c
+        mid = np.median(along)
+        lower = along <= mid
+        if lower.all() or not lower.any():          # all points on one line
+            lower = np.arange(index.size) < index.size // 2
+        _sample_boxes(image, rows, cols, index[lower], out, flag, max_box_px)
+        _sample_boxes(image, rows, cols, index[~lower], out, flag, max_box_px)
+        return
+    box = np.ascontiguousarray(image[r0:r1, c0:c1], dtype=np.float32)
+    out[index] = _remap(box, r - r0, c - c0, flag)
+
+
+def _remap(box, r, c, flag, chunk=1 << 20):
+    """cv2.remap of scattered points, shaped into rows of 1024 to stay in its limits."""
+    values = np.empty(r.size, dtype=np.float32)
+    for start in range(0, r.size, chunk):
+        rr = r[start:start + chunk].astype(np.float32)
+        cc = c[start:start + chunk].astype(np.float32)
+        n = rr.size
+        width = min(n, 1024)
+        height = -(-n // width)
+        pad = height * width - n
+        map_r = np.pad(rr, (0, pad)).reshape(height, width)
+        map_c = np.pad(cc, (0, pad)).reshape(height, width)
+        res = cv2.remap(box, map_c, map_r, flag, borderMode=cv2.BORDER_REPLICATE)
+        values[start:start + n] = res.ravel()[:n]
+    return values
+
+
+def block_reduce_mean(image, factor, *, rows_per_strip=None, transform=None):
+    """Mean of ``factor`` x ``factor`` blocks, read strip by strip (memmap friendly).
+
+    ``transform`` (optional) is applied to each strip in float32 before averaging,
+    e.g. a local-contrast measure. Trailing rows/cols that do not fill a block are dropped.
+    """
+    factor = int(factor)
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    out = np.empty((h, w), dtype=np.float32)
+    strip = max(1, (rows_per_strip or (1 << 22) // max(image.shape[1], 1)) // factor)
+    for i in range(0, h, strip):
+        j = min(h, i + strip)
+        block = np.asarray(image[i * factor:j * factor, :w * factor], dtype=np.float32)
+        if transform is not None:
+            block = transform(block)
+        out[i:j] = block.reshape(j - i, factor, w, factor).mean(axis=(1, 3))
+    return out
