@@ -1,0 +1,148 @@
+"""Command line: ``groovescan decode | render | inspect | batch``.
+
+The CLI only calls the public API. Every failure ends in one line on stderr and a
+non-zero exit status: 2 for bad input or arguments, 1 for anything unexpected.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from . import __version__
+from .errors import GroovescanError, OutputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+_SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _check_output(path, force):
+    """Fail before hours of work if the output cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"output folder {folder} does not exist; create it or choose another -o")
+    if os.path.exists(path) and not force:
+        raise OutputError(f"{path} exists; pass --force to overwrite it")
+
+
+def _cmd_decode(args):
+    from .io import write_audio
+    from .pipeline import decode
+
+    _check_output(args.output, args.force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = decode(args.scan, rpm=args.rpm, sr=args.sample_rate, eq=args.eq, dpi=args.dpi,
+                        declick=not args.no_declick, progress=not args.quiet)
+    audio, gain_db = _normalised(result.audio)
+    write_audio(args.output, audio, sr=result.sr, subtype=_SUBTYPES[args.format], overwrite=args.force)
+    if not args.quiet:
+        print(result.report.summary())
+        print(f"level           scaled by {gain_db:+.1f} dB to peak at -1 dBFS")
+        print(f"wrote           {args.output} ({result.duration_s:.1f} s)")
+    for w in caught:
+        print(f"groovescan: warning: {w.message}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _normalised(audio):
+    """Scale to peak at -1 dBFS: groove velocity is ~0.05 m/s, far below file full scale.
+
+    Returns the scaled audio and the gain in dB (printed, never applied silently).
+    """
+    import numpy as np
+
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak == 0:
+        return audio, 0.0
+    gain = 10 ** (-1 / 20) / peak
+    return (audio * gain).astype(np.float32), 20 * np.log10(gain)
+
+
+def _cmd_render(args):
+    from .io import read_audio
+    from .synth import render_scan_to_file
+
+    _check_output(args.output, args.force)
+    audio, sr = read_audio(args.audio)
+    if args.duration:
+        audio = audio[: int(args.duration * sr)]
+    truth = render_scan_to_file(args.output, audio, sr=sr, preset=args.preset, dpi=args.dpi,
+                                rpm=args.rpm, seed=args.seed, overwrite=args.force)
+    if not args.quiet:
+        print(f"wrote {args.output}: {args.preset} disc at {args.dpi:g} dpi, "
+              f"{truth.n_turns:.1f} turns, {truth.duration_s:.1f} s at {truth.rpm:g} rpm")
+    return EXIT_OK
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="groovescan", description="Play records from flatbed scans.")
+    parser.add_argument("--version", action="version", version=f"groovescan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("decode", help="decode a scan to an audio file")
+    p.add_argument("scan", help="scan image (TIFF or PNG)")
+    p.add_argument("-o", "--output", required=True, help="audio file to write (.wav or .flac)")
+    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
+    p.add_argument("--eq", default="flat", help="playback curve: flat, riaa, nab, aes, columbia78, decca78, "
+                   "emi78, blumlein, 500flat, rca_old, ccir78 (default flat)")
+    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
+    p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
+                   help="sample format: float (default), 16 or 24 bit")
+    p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or report")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("render", help="render a realistic scan of a record from an audio file")
+    p.add_argument("audio", help="audio file (WAV, FLAC, OGG)")
+    p.add_argument("-o", "--output", required=True, help="scan to write (.tif or .png)")
+    p.add_argument("--preset", default="bone", help="bone, shellac78 or lp (default bone)")
+    p.add_argument("--dpi", type=_positive_float, default=1200, help="scan resolution (default 1200)")
+    p.add_argument("--rpm", type=_positive_float, default=78.0, help="turntable speed (default 78)")
+    p.add_argument("--duration", type=_positive_float, help="render only the first N seconds")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_render)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:              # argparse already printed its one-line reason
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except GroovescanError as exc:
+        print(f"groovescan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("groovescan: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("groovescan: error: out of memory; decode on a machine with more RAM", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        print(f"groovescan: internal error: {type(exc).__name__}: {exc} "
+              f"(please report it with the scan's details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""``decode()``: scan in, audio out, every stage kept for inspection.
+
+    Scan -> DiscGeometry -> GrooveTrack -> WallSignal -> (restore) -> audio
+
+Each stage is a plain function of the previous stage's result (``find_geometry``,
+``track_groove``, ``measure_walls``, ``groove_audio``); :func:`decode` chains them,
+repairs what dust and scratches corrupted, and writes a plain-language report.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from scipy import ndimage
+
+from . import restore
+from .eq import get_curve
+from .errors import GroovescanError, ParameterError
+from .geometry import DiscGeometry, find_geometry
+from .timebase import check_rpm, default_band, groove_audio, samples_per_turn
+from .track import GrooveTrack, track_groove
+from .walls import WallSignal, measure_walls
+
+__all__ = ["DecodeResult", "DecodeReport", "decode", "DecodeWarning"]
+
+
+class DecodeWarning(UserWarning):
+    """The scan was decoded, but part of it could not be read (see the report)."""
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    """What the decoder found and how well it could read the groove."""
+
+    dpi: float
+    image_shape: tuple[int, int]
+    centre_px: tuple[float, float]
+    centre_offset_mm: tuple[float, float]
+    direction: int
+    polarity: str
+    pitch_mm: float
+    scale_mismatch: float
+    r_outer_mm: float
+    r_inner_mm: float
+    n_turns: float
+    duration_s: float
+    rpm: float
+    sr: int
+    eq: str
+    followed_fraction: float
+    n_clicks: int
+    click_fraction: float
+    gaps: tuple[tuple[float, float], ...]
+    noise_um: float
+    timings_s: dict = field(default_factory=dict)
+
+    @property
+    def handedness(self) -> str:
+        """Which way the groove turns, played outside-in, as the image is displayed."""
+        return "clockwise" if self.direction > 0 else "counter-clockwise"
+
+    def summary(self) -> str:
+        """Human-readable report, one fact a line."""
+        lines = [
+            f"scan            {self.image_shape[1]} x {self.image_shape[0]} px at {self.dpi:g} dpi",
+            f"spiral centre   row {self.centre_px[0]:.1f}, col {self.centre_px[1]:.1f} "
+            f"({self.centre_offset_mm[1]:+.2f}, {self.centre_offset_mm[0]:+.2f} mm from the image centre)",
+            f"groove          {self.polarity} walls, turns {self.handedness} inwards"
+            f"{' (scan is mirrored)' if self.direction > 0 else ''}, pitch {self.pitch_mm * 1000:.0f} um",
+            f"grooved area    r = {self.r_inner_mm:.1f} .. {self.r_outer_mm:.1f} mm; "
+            f"scanner X/Y scale differ by {self.scale_mismatch * 100:+.2f} %",
+            f"turns           {self.n_turns:.1f}, {self.duration_s:.1f} s at {self.rpm:g} rpm",
+            f"followed        {self.followed_fraction * 100:.1f} % of the groove seen",
+            f"repaired        {self.n_clicks} clicks ({self.click_fraction * 100:.2f} % of samples)",
+            f"position noise  {self.noise_um:.2f} um rms per wall (from wall disagreement)",
+        ]
+        if self.gaps:
+            shown = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in self.gaps[:5])
+            more = f" and {len(self.gaps) - 5} more" if len(self.gaps) > 5 else ""
+            lines.append(f"gaps (muted)    {len(self.gaps)}: {shown}{more}")
+        lines.append(f"output          {self.sr} Hz, playback curve '{self.eq}'")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Audio and everything the decoder learnt on the way.
+
+    Attributes
+    ----------
+    audio : (n,) float32
+        Decoded audio at ``sr``; for ``eq="flat"`` groove velocity in m/s.
+    sr : int
+    geometry, track, walls : the stage results.
+    displacement_m : (m,) float64
+        Repaired lateral displacement at ``fs`` (samples per turn * rpm / 60).
+    fs : float
+    click_mask : (m,) bool, samples repaired (at ``fs``).
+    gap_mask : (m,) bool, samples muted because the groove was lost.
+    report : DecodeReport
+    """
+
+    audio: np.ndarray = field(repr=False)
+    sr: int
+    geometry: DiscGeometry = field(repr=False)
+    track: GrooveTrack = field(repr=False)
+    walls: WallSignal = field(repr=False)
+    displacement_m: np.ndarray = field(repr=False)
+    fs: float
+    click_mask: np.ndarray = field(repr=False)
+    gap_mask: np.ndarray = field(repr=False)
+    report: DecodeReport
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.size / self.sr
+
+    def turn_confidence(self) -> np.ndarray:
+        """Mean tracker confidence of every turn, 0..1."""
+        return self.track.turn_confidence()
+
+
+def _running_median(x, size):
+    return ndimage.median_filter(x, size=size, mode="nearest")
+
+
+def combine_walls(walls: WallSignal):
+    """One robust groove position per sample from the two walls.
+
+    Where the walls disagree far beyond their noise (dust or a hair on one wall) the
+    wall closer to the local median is kept. Returns the position relative to the
+    track (mm) and evidence of corruption (bool) for the click detector.
+    """
+    left = walls.left_mm.astype(np.float64)
+    right = walls.right_mm.astype(np.float64)
+    both = np.isfinite(left) & np.isfinite(right)
+    mean = np.where(both, 0.5 * (left + right), np.where(np.isfinite(left), left, right))
+    d = np.where(both, left - right, 0.0)
+    dev = d - _running_median(d, 31)
+    sigma = 1.4826 * np.median(np.abs(dev[both])) if both.any() else np.inf
+    disagree = both & (np.abs(dev) > 6 * sigma)
+    ref = _running_median(np.nan_to_num(mean), 9)
+    pick_left = np.abs(left - ref) <= np.abs(right - ref)
+    single = np.where(pick_left, left, right)
+    position = np.where(disagree, single, mean)
+    gain = walls.gain.astype(np.float64)
+    typical = np.nanmedian(gain, axis=0)
+    weak = ~(np.nanmin(gain / np.where(typical > 0, typical, np.nan), axis=1) > 0.25)
+    evidence = (disagree & (np.abs(single - ref) > 6 * sigma)) | weak | ~np.isfinite(position)
+    return position, evidence
+
+
+def _runs(mask):
+    edges = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
+    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
+
+
+def _progress_factory(progress):
+    """Turn ``progress`` (bool or callable(stage, done, total)) into per-stage callbacks."""
+    if callable(progress):
+        return lambda stage: (lambda done, total: progress(stage, done, total))
+    if not progress:
+        return lambda stage: None
+    from tqdm.auto import tqdm
+
+    bars = {}
+
+    def make(stage):
+        def update(done, total):
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(total=total, desc=stage, leave=False, unit="step")
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+        return update
+
+    return make
+
+
+def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=True,
+           max_gap_s=0.02, progress=False) -> DecodeResult:
+    """Decode the audio of a record scan.
+
+    Parameters
+    ----------
+    scan : str, path-like, Scan or 2-D array
+        A scan file (TIFF/PNG), a :class:`groovescan.Scan`, or an image array
+        (then ``dpi`` is required).
+    rpm : float or str
+        Turntable speed: 78, 77.92, 78.26, 45, 33.333 or a preset name ("33", "78-50hz").
+    sr : int
+        Output sample rate, Hz.
+    eq : str
+        Playback curve ("flat" = groove velocity; see :data:`groovescan.eq.CURVES`).
+    dpi : float, optional
+        Scan resolution; overrides the file's metadata.
+    band : (lo, hi), optional
+        Audio band kept (Hz); default 30-8000 Hz at 78 rpm, 20-18000 Hz otherwise.
+    declick : bool
+        Detect and repair samples corrupted by dust and scratches.
+    max_gap_s : float
+        Longer stretches where the groove is lost are muted and reported as gaps.
+    progress : bool or callable(stage, done, total)
+
+    Returns
+    -------
+    DecodeResult
+
+    Warns
+    -----
+    DecodeWarning
+        When less than 90 % of the groove could be followed, or gaps were muted.
+    """
+    from .io import Scan, load_scan
+
+    rpm = check_rpm(rpm)
+    if not (isinstance(sr, (int, np.integer)) and 4000 <= sr <= 384000):
+        raise ParameterError(f"sr={sr!r} is not an audio sample rate; use an integer 4000-384000 (e.g. 44100)")
+    curve = get_curve(eq)
+    band = tuple(band) if band is not None else default_band(rpm)
+    stage = _progress_factory(progress)
+    timings = {}
+    t0 = time.perf_counter()
+    if isinstance(scan, Scan):
+        if dpi is not None:
+            scan = Scan.from_array(scan.image, dpi=dpi)
+    elif isinstance(scan, np.ndarray):
+        if dpi is None:
+            raise ParameterError("an image array has no resolution: pass dpi=... (e.g. dpi=2400)")
+        scan = Scan.from_array(scan, dpi=dpi)
+    else:
+        scan = load_scan(scan, dpi=dpi)
+    timings["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    geometry = find_geometry(scan)
+    timings["geometry"] = time.perf_counter() - t
+    t = time.perf_counter()
+    track = track_groove(scan, geometry, progress=stage("tracking"))
+    timings["track"] = time.perf_counter() - t
+    n_per = samples_per_turn(sr=sr, rpm=rpm)
+    fs = Fraction(n_per) * Fraction(rpm).limit_denominator(1000) / 60
+    t = time.perf_counter()
+    walls = measure_walls(scan, geometry, track, samples_per_turn=n_per, progress=stage("walls"))
+    timings["walls"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    offset_mm, evidence = combine_walls(walls)
+    position_m = (walls.track_mm + offset_mm) * 1e-3
+    lost = ~np.isfinite(position_m) | (walls.coasted & evidence)
+    max_gap = max(1, int(max_gap_s * float(fs)))
+    gap_mask = np.zeros(position_m.size, bool)
+    for a, b in _runs(lost):
+        if b - a > max_gap:
+            gap_mask[a:b] = True
+    # a smooth stand-in (the track) where nothing was measured, so the repair has context
+    position_m = np.where(np.isfinite(position_m), position_m, walls.track_mm * 1e-3)
+    position_m = np.where(np.isfinite(position_m), position_m, np.nanmean(position_m))
+    if declick:
+        repaired, report = restore.declick(position_m, sr=float(fs), evidence=evidence | lost,
+                                           max_gap=max_gap)
+        click_mask = report.clicks.mask & ~gap_mask
+        n_clicks = int(_runs(click_mask).shape[0])
+    else:
+        repaired, click_mask, n_clicks = position_m, np.zeros(position_m.size, bool), 0
+    timings["restore"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    audio = groove_audio(repaired, fs=fs, sr=sr, curve=curve, band=band)
+    gaps_s = []
+    if gap_mask.any():
+        ratio = sr / float(fs)
+        fade = int(0.005 * sr)
+        envelope = np.ones(audio.size, np.float32)
+        for a, b in _runs(gap_mask):
+            i0, i1 = int(a * ratio), min(int(np.ceil(b * ratio)), audio.size)
+            envelope[i0:i1] = 0.0
+            gaps_s.append((a / float(fs), b / float(fs)))
+        envelope = ndimage.uniform_filter1d(envelope, fade) if fade > 1 else envelope
+        audio = audio * envelope
+    timings["audio"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    h, w = scan.image.shape
+    centre = geometry.centre_px
+    report = DecodeReport(
+        dpi=float(scan.dpi), image_shape=(int(h), int(w)), centre_px=centre,
+        centre_offset_mm=((centre[0] - (h - 1) / 2) * geometry.px_mm[0],
+                          (centre[1] - (w - 1) / 2) * geometry.px_mm[1]),
+        direction=geometry.direction, polarity=geometry.polarity, pitch_mm=geometry.pitch_mm,
+        scale_mismatch=geometry.scale_mismatch, r_outer_mm=geometry.r_outer_mm,
+        r_inner_mm=geometry.r_inner_mm, n_turns=track.n_turns, duration_s=audio.size / sr,
+        rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
+        n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
+        gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), timings_s=timings)
+    if track.followed_fraction < 0.9 or gaps_s:
+        warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "
+                      f"{len(gaps_s)} gap(s) muted — see the report", DecodeWarning, stacklevel=2)
+    return DecodeResult(audio=audio, sr=int(sr), geometry=geometry, track=track, walls=walls,
+                        displacement_m=repaired, fs=float(fs), click_mask=click_mask,
+                        gap_mask=gap_mask, report=report)
