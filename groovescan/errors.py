@@ -32,3 +32,7 @@ class NoGrooveError(GroovescanError, ValueError):
 
 class OutputError(GroovescanError, OSError):
     """The output file cannot be written (exists, folder missing, disk full)."""
+
+
+class AudioReadError(GroovescanError, ValueError):
+    """The file is not readable audio (missing, not a sound file, corrupt)."""

@@ -8,6 +8,7 @@ repairs what dust and scratches corrupted, and writes a plain-language report.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -228,7 +229,9 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
     t0 = time.perf_counter()
     if isinstance(scan, Scan):
         if dpi is not None:
-            scan = Scan.from_array(scan.image, dpi=dpi)
+            rescaled = Scan.from_array(scan.image, dpi=dpi)
+            scan = dataclasses.replace(scan, dpi=rescaled.dpi, dpi_xy=rescaled.dpi_xy,
+                                       dpi_source="argument")
     elif isinstance(scan, np.ndarray):
         if dpi is None:
             raise ParameterError("an image array has no resolution: pass dpi=... (e.g. dpi=2400)")
