@@ -174,8 +174,8 @@ def _detrend(profiles, radii, pitch_guess_mm):
     return profiles / np.maximum(smooth, 1e-6) - 1.0
 
 
-def _estimate_pitch(profiles, step_mm, p_min=0.06, p_max=0.6):
-    """Groove period (mm) from the mean power spectrum of radial profiles."""
+def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
+    """Periods (mm) of the strongest peaks of the mean power spectrum, strongest first."""
     x = profiles - profiles.mean(axis=1, keepdims=True)
     x = x * np.hanning(x.shape[1])[None, :]
     nfft = 8 * int(2 ** np.ceil(np.log2(x.shape[1])))
@@ -183,17 +183,17 @@ def _estimate_pitch(profiles, step_mm, p_min=0.06, p_max=0.6):
     freqs = np.fft.rfftfreq(nfft, step_mm)
     ok = (freqs > 1 / p_max) & (freqs < 1 / p_min)
     if not ok.any():
-        return np.nan
-    # the fundamental: the lowest-frequency peak that is strong (a groove profile with
-    # two walls can have its second harmonic as strong as the first)
+        return []
     band = np.where(ok, power, 0.0)
-    strong = band > 0.3 * band.max()
-    peaks = np.flatnonzero(strong & (band >= np.roll(band, 1)) & (band >= np.roll(band, -1)))
-    k = peaks[0] if peaks.size else int(np.argmax(band))
-    if 0 < k < power.size - 1:
-        a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
-        k = k + 0.5 * (a - c) / (a - 2 * b + c)
-    return 1.0 / (k * (freqs[1] - freqs[0]))
+    peaks = np.flatnonzero(ok & (band >= np.roll(band, 1)) & (band >= np.roll(band, -1)) & (band > 0))
+    peaks = peaks[np.argsort(band[peaks])[::-1][:n]]
+    periods = []
+    for k in peaks:
+        if 0 < k < power.size - 1:
+            a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
+            k = k + 0.5 * (a - c) / (a - 2 * b + c)
+        periods.append(1.0 / (k * (freqs[1] - freqs[0])))
+    return periods
 
 
 def _groove_shift(profiles, radii, pitch_mm):
@@ -237,15 +237,80 @@ def _fit_harmonics(thetas, shifts, weights, band_radii):
     return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms, 0.0)
 
 
+def _annulus(image, centre, px, r_inner, r_outer, step, n_lines=90):
+    """Inner and outer radius of the grooves, from groove-scale texture along radii.
+
+    Sector averaging keeps grooves (circles about the centre) and washes out dust, the
+    outline and the X-ray picture; texture is the local RMS of the detrended profile.
+    """
+    lo, hi = max(r_inner - 3.0, 2 * step), r_outer + 3.0
+    prof, radii, _ = _band_profiles(image, centre, px, lo, hi, n_lines, 8, step)
+    flat = _detrend(prof, radii, 0.3)
+    texture = np.sqrt(ndimage.uniform_filter1d(np.nanmean(np.nan_to_num(flat) ** 2, axis=0),
+                                               max(3, int(0.5 / step))))
+    grooved = texture > 0.3 * np.percentile(texture, 95)
+    labels, n = ndimage.label(grooved)
+    if n == 0:
+        return r_inner, r_outer
+    sizes = np.bincount(labels)[1:]
+    run = np.flatnonzero(labels == np.argmax(sizes) + 1)
+    return float(radii[run[0]]), float(radii[run[-1]])
+
+
+def _choose_bands(r_inner, r_outer, *, max_bands=4, band_mm=3.0):
+    """Radial bands for the fine fit, clear of the lead-in (outside) and run-out (inside).
+
+    A band needs several pitches for the phase to mean something, so a narrow annulus
+    gets one band over all of its middle rather than several slivers.
+    """
+    span = r_outer - r_inner
+    lo = r_inner + max(0.1 * span, 0.3)
+    hi = r_outer - max(0.15 * span, 1.2)
+    if hi - lo < 1.0:                          # short recording: use what there is
+        lo, hi = r_inner + 0.1 * span, r_outer - 0.1 * span
+    n_bands = int(np.clip((hi - lo) // band_mm, 1, max_bands))
+    width = min(band_mm, (hi - lo) / n_bands)
+    return np.linspace(lo + width / 2, hi - width / 2, n_bands), width
+
+
+def _fit_band_shifts(data, band_radii, pitch):
+    thetas, shifts, weights = [], [], []
+    for prof, radii, theta in data:
+        shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch)
+        thetas.append(theta)
+        shifts.append(shift)
+        weights.append(strength**2)
+    return _fit_harmonics(thetas, shifts, weights, band_radii)
+
+
+def _consistent_pitch(data, band_radii, step):
+    """The spectral period that the spiral confirms.
+
+    Around one turn the grooves must drift by exactly one pitch. A spectral peak at a
+    harmonic (two walls make a strong second harmonic) drifts by two of its periods,
+    a peak of the X-ray picture or of noise drifts by no consistent amount.
+    """
+    candidates = []
+    for prof, radii, _ in data:
+        candidates += _pitch_candidates(_detrend(prof, radii, 0.3), step)
+    best, best_score = np.nan, -np.inf
+    for period in sorted(set(np.round(candidates, 5))):
+        fit = _fit_band_shifts(data, band_radii, period)
+        ratio = abs(2 * np.pi * np.median(fit.slopes)) / period
+        for harmonic in (1, 2, 3):
+            if abs(ratio - harmonic) < 0.12 * harmonic:
+                true_pitch = period * harmonic
+                score = -fit.rms / true_pitch - 0.05 * harmonic
+                if score > best_score:
+                    best, best_score = true_pitch, score
+    return best
+
+
 def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
     centre = np.array(coarse.centre_px, dtype=np.float64)
     px = np.array(px_nominal, dtype=np.float64)
-    span = coarse.r_outer_mm - coarse.r_inner_mm
-    # bands inside the annulus, clear of the lead-in and the run-out
-    lo, hi = coarse.r_inner_mm + 0.15 * span, coarse.r_outer_mm - 0.2 * span
-    n_bands = 4
-    width = min(3.0, 0.8 * (hi - lo) / n_bands)
-    centres_mm = np.linspace(lo + width / 2, hi - width / 2, n_bands)
+    r_inner, r_outer = coarse.r_inner_mm, coarse.r_outer_mm
+    centres_mm, width = _choose_bands(r_inner, r_outer)
     pitch = np.nan
     step = min(px) / 2
     for round_ in range(n_rounds):
@@ -255,27 +320,28 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                                                 720, 8, step)
             data.append((prof, radii, theta))
         if round_ == 0:
-            pitch = np.nanmedian([_estimate_pitch(_detrend(p, r, 0.3), step) for p, r, _ in data])
-            if not np.isfinite(pitch):
+            # the centre error shows whatever period is used: fix it with the strongest
+            candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
+            if not candidates:
                 raise NoGrooveError("no periodic groove pattern found in the grooved area")
-        thetas, shifts, weights = [], [], []
-        for prof, radii, theta in data:
-            shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch)
-            thetas.append(theta)
-            shifts.append(shift)
-            weights.append(strength**2)
-        fit = _fit_harmonics(thetas, shifts, weights, centres_mm)
+            pitch = candidates[0]
+        elif round_ == 1:
+            # with the centre close, measure where the grooves really are, then the pitch
+            r_inner, r_outer = _annulus(image, centre, px, r_inner, r_outer, step)
+            centres_mm, width = _choose_bands(r_inner, r_outer)
+            data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 8, step)
+                    for rc in centres_mm]
+            pitch = _consistent_pitch(data, centres_mm, step)
+            if not np.isfinite(pitch):
+                raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
+        fit = _fit_band_shifts(data, centres_mm, pitch)
         turn_drift = 2 * np.pi * np.median(fit.slopes)
-        harmonic = abs(turn_drift) / pitch
-        if round_ == 0 and 1.6 < harmonic < 2.4:
-            pitch *= 2.0           # locked on the second harmonic of a two-wall profile
-            continue
         # update centre (mm -> px) and the X/Y scales (q: relative radius excess along x)
         centre = centre + np.array([fit.ey / px[0], fit.ex / px[1]])
         px = px * np.array([1 + fit.q, 1 - fit.q])
         px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
         pitch = abs(turn_drift)
-    return centre, px, fit, pitch, data, centres_mm
+    return centre, px, fit, pitch, data, centres_mm, (r_inner, r_outer)
 
 
 # ----------------------------------------------------------------------------- polarity
@@ -329,7 +395,13 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
         results.append((_edge_coherence(values, v), polarity, offset, np.nanmean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
     pick = results[1] if coh_bright > coh_dark + 0.1 else results[0]
-    return pick[2], pick[1], (coh_dark, coh_bright), pick[3]
+    offset, profile = pick[2], pick[3]
+    # name the polarity from what was chosen: are the walls darker than the land?
+    v = np.arange(profile.size) - (profile.size - 1) / 2
+    land = profile[np.abs(v) > 0.4 * profile.size].mean()
+    groove = profile[np.abs(v) < 0.25 * profile.size].mean()
+    polarity = "dark" if groove < land else "bright"
+    return offset, polarity, (coh_dark, coh_bright), profile
 
 
 # ----------------------------------------------------------------------------- public
@@ -359,7 +431,7 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         px_mm = scan.px_mm
     px_nominal = (float(px_mm[0]), float(px_mm[1]))
     coarse = _coarse_geometry(image, float(np.sqrt(px_nominal[0] * px_nominal[1])))
-    centre, px, fit, pitch, data, band_radii = _refine(image, coarse, px_nominal)
+    centre, px, fit, pitch, data, band_radii, (r_inner, r_outer) = _refine(image, coarse, px_nominal)
     direction = -1 if np.median(fit.slopes) > 0 else 1
     # the fit's groove shift in the middle band, relative to the refined centre
     k = len(band_radii) // 2
@@ -377,8 +449,8 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         direction=direction,
         pitch_mm=float(pitch),
         polarity=polarity,
-        r_inner_mm=float(coarse.r_inner_mm),
-        r_outer_mm=float(coarse.r_outer_mm),
+        r_inner_mm=float(r_inner),
+        r_outer_mm=float(r_outer),
         profile=profile.astype(np.float32),
         profile_step_mm=float(step),
         scale_mismatch=float(px[1] / px[0] - 1.0),

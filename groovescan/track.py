@@ -108,8 +108,10 @@ def _groove_response(polar, template, step_mm, pitch_mm):
     response = ndimage.convolve1d(flat, kernel, axis=1, mode="nearest")
     # along the groove the response changes slowly: average a few columns
     response = ndimage.uniform_filter1d(response, 5, axis=0, mode="wrap")
-    rms = np.sqrt(ndimage.uniform_filter1d(response**2, max(3, int(6 * pitch_mm / step_mm)), axis=1))
-    return response / np.maximum(rms, 1e-12)
+    rms = np.sqrt(np.maximum(ndimage.uniform_filter1d(response**2, max(3, int(6 * pitch_mm / step_mm)), axis=1), 0))
+    # a floor keeps blank film (no grooves, almost no signal) from being amplified into peaks
+    floor = 0.2 * np.median(rms[rms > np.percentile(rms, 50)])
+    return response / np.maximum(rms, max(floor, 1e-12))
 
 
 def _peak_positions(response, threshold):
