@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 from skimage import filters, measure
 
 from .errors import NoGrooveError
@@ -394,7 +394,14 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
         values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step)
         results.append((_edge_coherence(values, v), polarity, offset, np.nanmean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
-    pick = results[1] if coh_bright > coh_dark + 0.1 else results[0]
+    if abs(coh_dark - coh_bright) > 0.1:
+        pick = results[0] if coh_dark > coh_bright else results[1]
+    else:
+        # too quiet to tell by motion: the walls are the narrow, extreme feature of the
+        # period (dark in transmission, bright in most reflective scans), so the sign of
+        # the profile's skew says which way round the contrast is
+        skew = stats.skew(results[0][3])
+        pick = results[0] if skew < 0 else results[1]
     offset, profile = pick[2], pick[3]
     # name the polarity from what was chosen: are the walls darker than the land?
     v = np.arange(profile.size) - (profile.size - 1) / 2

@@ -191,6 +191,9 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     response = _groove_response(polar, kernel, step, pitch)
     del polar
     threshold = 1.0
+    # beyond the grooved annulus (sector-averaged, so the outline and dust do not count)
+    # there is no groove: a cut edge or a scratch there must not become turn 0
+    response[:, radii > geometry.r_outer_mm + 0.5 * pitch] = 0.0
     peak, last_peak = _peak_positions(response, threshold)
     if peak.sum() < n:
         raise NoGrooveError("the groove could not be followed: too few groove crossings found")
