@@ -1,0 +1,2035 @@
+"""Render realistic flatbed scans of records from audio: the inverse of decoding.
+
+Audio goes in; a scan image and the truth it was made from come out. The renderer
+follows the physics of DESIGN.md and the coordinate conventions of docs/conventions.md:
+
+1. *Cutting.* The audio is filtered by a recording curve into groove velocity (m/s),
+   scaled to a chosen ``level``, high-passed below ~15 Hz (as a cutter's suspension does)
+   and integrated into the lateral displacement ``d`` (m, positive outwards).
+2. *Spiral.* ``R(phi) = R0(phi) + d(phi)`` with ``R0`` falling by one pitch per turn
+   (wider on the lead-in, optionally slowly varying, optionally a lead-out spiral and a
+   locked concentric groove).
+3. *Appearance.* Every pixel is located in physical units (true X/Y pixel sizes, slow-axis
+   jitter) about the spiral centre, the nearest three turns are found, and the groove
+   cross-section is read from a 1-D table already convolved with the optics' PSF and the
+   pixel's footprint across the groove. Blur *along* the groove is applied to ``d``
+   beforehand (a pixel averages the wiggle over its footprint). Film transmission
+   (X-ray picture), scissor-cut outline, hand-made hole, damage, illumination, shot and
+   read noise and quantisation follow.
+
+Rendering runs in blocks of rows, so the full 2400 dpi 7-inch side (17 000 px square)
+renders straight into a memory-mapped TIFF in bounded memory
+(:func:`render_scan_to_file`). :func:`render_scan` returns the image in memory.
+
+Every option lives in :class:`RenderSettings` (defaults: a clean 7-inch bone record scanned
+in transmission); :data:`PRESETS` hold overrides for other records. Options are passed as
+keywords to the render functions::
+
+    >>> import numpy as np
+    >>> from groovescan.synth import render_scan, tone
+    >>> audio = tone(1000.0, duration_s=0.5, sr=16000)
+    >>> scan = render_scan(audio, sr=16000, dpi=300, disc_diameter_mm=40.0,
+    ...                    r_start_mm=16.0, hole_radius_mm=2.0, seed=1)
+    >>> scan.image.dtype, scan.truth.direction
+    (dtype('uint16'), -1)
+
+Times in the truth are *groove time*: ``t = phi / omega`` seconds from the start of the
+cut (``phi = 0``); audio sample ``i`` sits at groove time ``audio_offset_s + i / sr``.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from scipy import fft as sp_fft
+from scipy import ndimage, signal, special
+
+from .eq import get_curve, recording_response
+from .errors import OutputError, ParameterError
+
+__all__ = [
+    "PRESETS",
+    "RenderSettings",
+    "RenderTruth",
+    "RenderedScan",
+    "render_scan",
+    "render_scan_to_file",
+    "resolve_settings",
+    "sweep",
+    "tone",
+]
+
+TWO_PI = 2.0 * math.pi
+_TILE_ROWS = 16            # rows rendered at once: ~0.3 M pixels, a few MB per temporary
+_SUPERSAMPLE = 4           # dust, hairs and scratches are drawn at 4x and area-averaged
+_ORIENTATIONS = 17         # pixel-footprint tables between radial = row and radial = col
+_TABLE_STEP_MM = 0.0002    # 0.2 um: cross-section table step, far below any blur
+_SPIRAL_STEPS_PER_TURN = 1024
+_FAR_MM = 1.0e3            # "no groove here": an offset far outside every table
+
+
+# =====================================================================================
+# Test signals
+# =====================================================================================
+
+def _fade(x: np.ndarray, sr: float, fade_s: float) -> np.ndarray:
+    """Raised-cosine fade in and out over ``fade_s`` seconds (avoids clicks at the ends)."""
+    n = min(int(round(fade_s * sr)), x.size // 2)
+    if n > 0:
+        ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(x.dtype)
+        x[:n] *= ramp
+        x[-n:] *= ramp[::-1]
+    return x
+
+
+def _synthesise(phase_of_time: Callable[[np.ndarray], np.ndarray], n: int, sr: float,
+                amplitude: float, fade_s: float) -> np.ndarray:
+    """``amplitude * sin(phase(t))`` as float32, a million samples at a time (the float64
+    phase of a 3-minute signal would otherwise need hundreds of MB)."""
+    out = np.empty(n, np.float32)
+    block = 1 << 20
+    for a in range(0, n, block):
+        t = np.arange(a, min(n, a + block)) / float(sr)
+        out[a:a + block] = amplitude * np.sin(phase_of_time(t))
+    return _fade(out, sr, fade_s)
+
+
+def tone(freq_hz: float, *, duration_s: float, sr: float, amplitude: float = 1.0,
+         phase_rad: float = 0.0, fade_s: float = 0.0) -> np.ndarray:
+    """A sine tone ``amplitude * sin(2 pi f t + phase)``.
+
+    Parameters
+    ----------
+    freq_hz : float
+        Frequency in Hz.
+    duration_s : float
+        Length in seconds.
+    sr : float
+        Sample rate in Hz.
+    amplitude : float
+        Peak value.
+    phase_rad : float
+        Phase at ``t = 0`` in radians.
+    fade_s : float
+        Raised-cosine fade in/out in seconds (0: none).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(round(duration_s * sr),)``, float32.
+    """
+    return _synthesise(lambda t: TWO_PI * freq_hz * t + phase_rad,
+                       int(round(duration_s * sr)), sr, amplitude, fade_s)
+
+
+def sweep(f_start_hz: float, f_stop_hz: float, *, duration_s: float, sr: float,
+          amplitude: float = 1.0, fade_s: float = 0.01) -> np.ndarray:
+    """A logarithmic (exponential) sine sweep from ``f_start_hz`` to ``f_stop_hz``.
+
+    The instantaneous frequency is ``f_start * (f_stop / f_start) ** (t / duration_s)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(round(duration_s * sr),)``, float32.
+    """
+    if not (0 < f_start_hz and 0 < f_stop_hz):
+        raise ParameterError("sweep frequencies must be positive; got "
+                             f"{f_start_hz} and {f_stop_hz} Hz")
+    rate = math.log(f_stop_hz / f_start_hz) / duration_s
+    if abs(rate) < 1e-12:
+        return tone(f_start_hz, duration_s=duration_s, sr=sr, amplitude=amplitude, fade_s=fade_s)
+    return _synthesise(lambda t: TWO_PI * f_start_hz * np.expm1(rate * t) / rate,
+                       int(round(duration_s * sr)), sr, amplitude, fade_s)
+
+
+# =====================================================================================
+# Settings and presets
+# =====================================================================================
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Every option of the renderer. Defaults: a clean 7-inch bone record, transmission scan.
+
+    Cutting
+    -------
+    recording_curve : str
+        Curve from :mod:`groovescan.eq` turning audio into groove velocity ("blumlein":
+        300 Hz turnover, flat treble; "riaa" for LPs; "flat": audio is velocity).
+    level : float or None
+        Groove velocity in m/s reached by the audio's peak (``level_mode="peak"``) or RMS.
+        5 cm/s peak is the reference level (8 um displacement at 1 kHz). None: the audio,
+        after the curve, is taken as velocity in m/s.
+    level_mode : {"peak", "rms"}
+    highpass_hz : float
+        Second-order high-pass of the cut velocity (Hz): keeps the groove from drifting.
+    upsample : int
+        The displacement is upsampled by this factor (polyphase FIR) before pixels read it
+        by linear interpolation; x4 keeps the interpolation loss below 2 % at 10 kHz.
+    lead_in_s, lead_out_s : float
+        Silent groove before and after the audio (s).
+
+    Spiral
+    ------
+    rpm : float
+        Turntable speed of the cutting lathe.
+    disc_diameter_mm : float
+        Nominal disc diameter (mm); the scissor-cut outline wobbles around it.
+    r_start_mm : float or None
+        Radius where the groove starts (mm); None: 5 mm inside the disc edge.
+    pitch_mm : float
+        Radial advance per turn (mm).
+    pitch_variation : float
+        Relative standard deviation of a slow random pitch change (home lathe feed), 0: none.
+    lead_in_turns, lead_in_pitch_mm : float
+        A lead-in whose pitch starts at ``lead_in_pitch_mm`` and decays smoothly to the
+        normal pitch over ``lead_in_turns`` (0 disables).
+    lead_out_turns, lead_out_pitch_mm : float
+        Optional fast lead-out spiral after the last silence (0 disables).
+    locked_groove : bool
+        A concentric circle where the lead-out ends (needs ``lead_out_turns > 0``).
+    theta_start : float or None
+        Angle of the groove start in the *final* image (rad, conventions.md); None: random.
+    mirrored : bool
+        Scan made from the back: columns flipped, spiral direction +1.
+
+    Groove cross-section
+    --------------------
+    groove_width_mm : float
+        Width at the top of the groove (mm).
+    groove_bottom_mm : float
+        Width of the flat, rounded bottom that passes light like the land (mm).
+    wall_transmission, bottom_transmission : float
+        Fraction of light passed by the walls (refracted away) and the bottom (transmission).
+    wall_contrast_variation : float
+        Relative standard deviation of a smooth random change of wall contrast over the disc.
+    wall_asymmetry : float
+        Contrast difference of the inner and outer walls that turns with the angle to the
+        scanner lamp (reflective scans; 0: none).
+
+    Medium
+    ------
+    mode : {"transmission", "reflective"}
+        Transmission: walls dark ("dark" polarity). Reflective: walls bright ("bright").
+    film_anatomy : {"random", "ribs", "skull", "none"}
+        X-ray picture behind the grooves (transmission only).
+    od_range : (float, float)
+        Optical density of the film from bone (light) to unexposed air (dark).
+    land_reflectance, wall_reflectance, lid_reflectance : float
+        Reflective mode: land, walls and the scanner lid behind/around the disc.
+    label_radius_mm : float or None
+        Paper label (reflective records), None: no label.
+    label_reflectance : float
+    outline_offset_mm : float
+        Distance of the outline's centre from the spiral centre (mm).
+    outline_irregularity_mm : float
+        Scissor-cut wobble of the outline (mm); 0 gives a circle.
+    hole_radius_mm, hole_offset_mm : float
+        Centre hole radius (mm) and distance of its centre from the spiral centre (mm).
+    margin_mm : float
+        Empty scanner bed around the disc (mm).
+
+    Damage (all off by default)
+    ---------------------------
+    dust_per_cm2 : float
+        Dust specks per cm^2 of disc, 3-40 um radius.
+    hairs, scratches, smudges, opaque_patches : int
+        Numbers of hairs (curved fibres), scratches (long thin lines across grooves),
+        smudges (soft blotches) and opaque patches (groove invisible; listed as gaps).
+    crack : bool
+        Disc broken in two and laid back with a small shift and rotation of one piece.
+
+    Scanner
+    -------
+    dpi : float
+        Nominal resolution written to the file.
+    psf_sigma_um : float
+        Gaussian optics blur (um); the pixel's own area is added on top.
+    px_scale_error : (float, float)
+        Relative error of the true (row, col) pixel sizes against ``25.4 / dpi``.
+    row_jitter_px : float
+        Standard deviation of the slow-axis (row) position error (px), smooth over ~3 rows.
+    row_gain_jitter : float
+        Relative standard deviation of the per-row gain.
+    illumination_falloff : float
+        Relative loss of light at the left/right edges of the bed (quadratic).
+    white_level : float
+        Signal of bare light (transmission) or a perfect white (reflective), fraction of
+        full scale.
+    photons_full_scale : float or None
+        Photo-electrons at full scale: shot noise is ``sqrt(signal / photons_full_scale)``
+        (fractions of full scale); None: no shot noise.
+    read_noise : float
+        Standard deviation of the read noise, fraction of full scale.
+    output_gamma : float
+        Encoding of the output values: 1 is linear in light (a raw scan); 2.2 is what many
+        scanners deliver at 8 bit (value = light ** (1 / 2.2)).
+    bits : {8, 16}
+        Quantisation depth of the image.
+    """
+
+    # cutting
+    recording_curve: str = "blumlein"
+    level: float | None = 0.05
+    level_mode: str = "peak"
+    highpass_hz: float = 15.0
+    upsample: int = 4
+    lead_in_s: float = 0.5
+    lead_out_s: float = 0.5
+    # spiral
+    rpm: float = 78.0
+    disc_diameter_mm: float = 178.0
+    r_start_mm: float | None = None
+    pitch_mm: float = 0.22
+    pitch_variation: float = 0.0
+    lead_in_turns: float = 1.0
+    lead_in_pitch_mm: float = 0.5
+    lead_out_turns: float = 0.0
+    lead_out_pitch_mm: float = 3.0
+    locked_groove: bool = False
+    theta_start: float | None = None
+    mirrored: bool = False
+    # groove cross-section
+    groove_width_mm: float = 0.12
+    groove_bottom_mm: float = 0.03
+    wall_transmission: float = 0.3
+    bottom_transmission: float = 0.85
+    wall_contrast_variation: float = 0.1
+    wall_asymmetry: float = 0.0
+    # medium
+    mode: str = "transmission"
+    film_anatomy: str = "random"
+    od_range: tuple[float, float] = (0.25, 1.6)
+    land_reflectance: float = 0.1
+    wall_reflectance: float = 0.6
+    lid_reflectance: float = 0.03
+    label_radius_mm: float | None = None
+    label_reflectance: float = 0.55
+    outline_offset_mm: float = 1.5
+    outline_irregularity_mm: float = 0.8
+    hole_radius_mm: float = 3.5
+    hole_offset_mm: float = 1.0
+    margin_mm: float = 4.0
+    # damage
+    dust_per_cm2: float = 0.0
+    hairs: int = 0
+    scratches: int = 0
+    smudges: int = 0
+    opaque_patches: int = 0
+    crack: bool = False
+    # scanner
+    dpi: float = 2400.0
+    psf_sigma_um: float = 7.0
+    px_scale_error: tuple[float, float] = (0.0, 0.0)
+    row_jitter_px: float = 0.03
+    row_gain_jitter: float = 0.001
+    illumination_falloff: float = 0.03
+    white_level: float = 0.9
+    photons_full_scale: float | None = 20000.0
+    read_noise: float = 3e-4
+    output_gamma: float = 1.0
+    bits: int = 16
+
+    @property
+    def polarity(self) -> str:
+        """``"dark"`` (walls darker than the land) or ``"bright"``."""
+        return "dark" if self.mode == "transmission" else "bright"
+
+    @property
+    def nominal_px_mm(self) -> float:
+        """Pixel size the file's dpi claims (mm)."""
+        return 25.4 / self.dpi
+
+    @property
+    def true_px_mm(self) -> tuple[float, float]:
+        """True (row, col) pixel sizes (mm): the nominal size with ``px_scale_error``."""
+        px = self.nominal_px_mm
+        return px * (1 + self.px_scale_error[0]), px * (1 + self.px_scale_error[1])
+
+    @property
+    def start_radius_mm(self) -> float:
+        """Radius of the groove start (mm), resolving the ``None`` default."""
+        if self.r_start_mm is not None:
+            return float(self.r_start_mm)
+        return self.disc_diameter_mm / 2.0 - 5.0
+
+
+#: Overrides of :class:`RenderSettings` for common records.
+PRESETS: dict[str, dict[str, Any]] = {
+    # the defaults: a clean 7-inch bone record in transmission
+    "bone": {},
+    # a bone record as found: home-lathe pitch drift, dark film, dust, hairs, scratches,
+    # smudges, a badly centred hole and a flatbed with unequal X/Y scales
+    "bone_worn": dict(
+        pitch_variation=0.03, od_range=(0.3, 2.4), dust_per_cm2=2.0, hairs=4,
+        scratches=6, smudges=3, px_scale_error=(0.006, -0.002), row_jitter_px=0.08,
+        wall_contrast_variation=0.25, hole_offset_mm=2.5, outline_offset_mm=3.0,
+        outline_irregularity_mm=1.5,
+    ),
+    # a 10-inch shellac 78 scanned reflectively: round, centred, label, lead-out, locked groove
+    "shellac78": dict(
+        mode="reflective", film_anatomy="none", recording_curve="emi78",
+        disc_diameter_mm=254.0, r_start_mm=121.0, pitch_mm=0.28, groove_width_mm=0.15,
+        groove_bottom_mm=0.02, lead_in_turns=1.5, lead_in_pitch_mm=2.0, lead_out_turns=1.5,
+        lead_out_pitch_mm=4.0, locked_groove=True, label_radius_mm=43.0,
+        hole_radius_mm=3.6, hole_offset_mm=0.1, outline_offset_mm=0.0,
+        outline_irregularity_mm=0.0, wall_asymmetry=0.3, wall_contrast_variation=0.05,
+    ),
+    # a 12-inch LP side at 33 1/3, RIAA, fine pitch
+    "lp": dict(
+        mode="reflective", film_anatomy="none", recording_curve="riaa", rpm=100.0 / 3.0,
+        disc_diameter_mm=302.0, r_start_mm=146.0, pitch_mm=0.1, groove_width_mm=0.05,
+        groove_bottom_mm=0.008, lead_in_turns=1.5, lead_in_pitch_mm=1.5, lead_out_turns=1.5,
+        lead_out_pitch_mm=4.0, locked_groove=True, label_radius_mm=50.0, hole_radius_mm=3.62,
+        hole_offset_mm=0.05, outline_offset_mm=0.0, outline_irregularity_mm=0.0,
+        wall_asymmetry=0.3, wall_contrast_variation=0.05,
+    ),
+    # a 7-inch 45 rpm single with its large centre hole
+    "single45": dict(
+        mode="reflective", film_anatomy="none", recording_curve="riaa", rpm=45.0,
+        disc_diameter_mm=175.0, r_start_mm=84.0, pitch_mm=0.1, groove_width_mm=0.05,
+        groove_bottom_mm=0.008, lead_in_turns=1.5, lead_in_pitch_mm=1.5, lead_out_turns=1.5,
+        lead_out_pitch_mm=4.0, locked_groove=True, label_radius_mm=45.0, hole_radius_mm=19.05,
+        hole_offset_mm=0.05, outline_offset_mm=0.0, outline_irregularity_mm=0.0,
+        wall_asymmetry=0.3, wall_contrast_variation=0.05,
+    ),
+}
+
+
+def resolve_settings(*, preset: str | None = None, settings: RenderSettings | None = None,
+                     **options: Any) -> RenderSettings:
+    """Combine defaults, a preset and keyword options into checked :class:`RenderSettings`.
+
+    Precedence: ``options`` over ``preset`` over ``settings`` (or the defaults).
+
+    Raises
+    ------
+    ParameterError
+        Unknown preset or option name, or a value out of its physical range.
+    """
+    base = settings if settings is not None else RenderSettings()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ParameterError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        base = replace(base, **PRESETS[preset])
+    names = {f.name for f in fields(RenderSettings)}
+    for key in options:
+        if key not in names:
+            near = difflib.get_close_matches(key, names, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else "; see RenderSettings"
+            raise ParameterError(f"unknown render option {key!r}{hint}")
+    resolved = replace(base, **options)
+    _check_settings(resolved)
+    return resolved
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ParameterError(message)
+
+
+def _check_settings(s: RenderSettings) -> None:
+    """Reject values outside their physical range, saying what would fix them."""
+    _require(50 <= s.dpi <= 12800, f"dpi={s.dpi} is outside 50..12800")
+    _require(10 <= s.rpm <= 120, f"rpm={s.rpm} is outside 10..120")
+    _require(0.02 <= s.pitch_mm <= 2.0, f"pitch_mm={s.pitch_mm} is outside 0.02..2 mm")
+    _require(0.005 <= s.groove_width_mm < s.pitch_mm,
+             f"groove_width_mm={s.groove_width_mm} must be positive and below "
+             f"pitch_mm={s.pitch_mm}, or every groove overcuts its neighbour")
+    _require(0 <= s.groove_bottom_mm < s.groove_width_mm,
+             "groove_bottom_mm must be in [0, groove_width_mm)")
+    _require(s.mode in ("transmission", "reflective"),
+             f"mode={s.mode!r}; use 'transmission' or 'reflective'")
+    _require(s.film_anatomy in ("random", "ribs", "skull", "none"),
+             f"film_anatomy={s.film_anatomy!r}; use 'random', 'ribs', 'skull' or 'none'")
+    _require(s.level_mode in ("peak", "rms"), f"level_mode={s.level_mode!r}; use 'peak' or 'rms'")
+    _require(s.level is None or 0 < s.level <= 1.0,
+             f"level={s.level} m/s: use a groove velocity in (0, 1] m/s (0.05 is reference)")
+    _require(s.bits in (8, 16), f"bits={s.bits}; use 8 or 16")
+    _require(isinstance(s.upsample, int) and 1 <= s.upsample <= 16, "upsample must be an int 1..16")
+    _require(0 < s.highpass_hz < 200, f"highpass_hz={s.highpass_hz} is outside (0, 200) Hz")
+    _require(s.lead_in_s >= 0 and s.lead_out_s >= 0, "lead_in_s and lead_out_s must be >= 0")
+    _require(s.lead_in_turns >= 0 and s.lead_out_turns >= 0, "lead-in/out turns must be >= 0")
+    _require(s.lead_in_pitch_mm > 0 and s.lead_out_pitch_mm > 0, "lead-in/out pitch must be > 0")
+    _require(not s.locked_groove or s.lead_out_turns > 0,
+             "locked_groove needs a lead-out spiral: set lead_out_turns > 0")
+    _require(0 <= s.pitch_variation <= 0.2, "pitch_variation must be in [0, 0.2]")
+    _require(0 < s.wall_transmission <= 1 and 0 < s.bottom_transmission <= 1,
+             "wall/bottom transmission must be in (0, 1]")
+    _require(0 <= s.wall_contrast_variation <= 1 and 0 <= s.wall_asymmetry < 1,
+             "wall_contrast_variation in [0, 1], wall_asymmetry in [0, 1)")
+    lo, hi = s.od_range
+    _require(0 <= lo <= hi <= 5, f"od_range={s.od_range}: need 0 <= low <= high <= 5")
+    _require(0 <= s.psf_sigma_um <= 100, f"psf_sigma_um={s.psf_sigma_um} is outside 0..100 um")
+    _require(all(abs(e) <= 0.05 for e in s.px_scale_error),
+             f"px_scale_error={s.px_scale_error}: flatbeds err by < 2 %, allowed |e| <= 0.05")
+    _require(s.row_jitter_px >= 0 and s.row_gain_jitter >= 0 and s.read_noise >= 0,
+             "jitter and noise levels must be >= 0")
+    _require(s.photons_full_scale is None or s.photons_full_scale > 0,
+             "photons_full_scale must be positive or None (no shot noise)")
+    _require(0 < s.white_level <= 1, "white_level must be in (0, 1]")
+    _require(0.5 <= s.output_gamma <= 3, f"output_gamma={s.output_gamma} is outside 0.5..3")
+    _require(s.disc_diameter_mm > 10, "disc_diameter_mm must exceed 10 mm")
+    _require(0 < s.hole_radius_mm < s.disc_diameter_mm / 4, "hole_radius_mm is out of range")
+    _require(s.hole_offset_mm >= 0 and s.outline_offset_mm >= 0 and
+             s.outline_irregularity_mm >= 0 and s.margin_mm >= 0,
+             "offsets, irregularity and margin must be >= 0")
+    _require(s.start_radius_mm + s.outline_offset_mm < s.disc_diameter_mm / 2,
+             f"the groove start r={s.start_radius_mm} mm is off the disc; lower r_start_mm")
+    _require(s.dust_per_cm2 >= 0 and min(s.hairs, s.scratches, s.smudges, s.opaque_patches) >= 0,
+             "damage counts must be >= 0")
+
+
+def _rng(seed: int, stream: str) -> np.random.Generator:
+    """An independent random stream per component, so turning one effect on or off
+    never changes another."""
+    return np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
+
+
+def _smooth_noise(shape: tuple[int, ...], sigma_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-filtered white noise normalised to unit standard deviation."""
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_px, mode="wrap")
+    return noise / max(noise.std(), 1e-12)
+
+
+def _erfc_cover(distance: np.ndarray, sigma: float) -> np.ndarray:
+    """Blurred coverage of a half-plane: 1 well inside (distance < 0), 0 well outside."""
+    return 0.5 * special.erfc(distance / (math.sqrt(2.0) * sigma))
+
+
+# =====================================================================================
+# Cutting: audio -> velocity -> displacement
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Cut:
+    velocity: np.ndarray       # m/s, float32, groove time from phi = 0
+    displacement: np.ndarray   # m, float32
+    offset_samples: int        # audio sample 0 sits at this groove sample
+
+
+def _cut_groove(audio: np.ndarray, sr: float, s: RenderSettings) -> _Cut:
+    """Recording curve, level, high-pass and integration, in one spectral pass.
+
+    Uses :func:`groovescan.eq.recording_response` (the analog response that
+    ``apply_curve(..., inverse=True)`` applies) on one single-precision FFT, which keeps
+    the peak memory of a 3-minute side near 100 MB. The high-pass is a second-order
+    Butterworth ``s^2 / (s^2 + sqrt(2) w0 s + w0^2)``; the displacement uses ``1 / s`` of
+    the same, ``s / (s^2 + ...)``, which is finite at DC, so nothing drifts.
+    """
+    lead_in = int(round(s.lead_in_s * sr))
+    n = lead_in + audio.size + int(round(s.lead_out_s * sr))
+    settle = int(math.ceil(sr * max(0.25, 10.0 / s.highpass_hz)))  # filter tails, no wrap
+    nfft = sp_fft.next_fast_len(n + settle, real=True)
+    padded = np.zeros(nfft, np.float32)
+    padded[lead_in:lead_in + audio.size] = audio
+    spectrum = sp_fft.rfft(padded)
+    del padded
+    curve = get_curve(s.recording_curve)
+    _shape_spectrum(spectrum, sr, nfft, lambda f, jw: recording_response(curve, f))
+    # the level refers to the curve's output, before the high-pass: a tone at 5 cm/s
+    # stays at 5 cm/s even where the high-pass rings at its onset
+    scale = 1.0 if s.level is None else _level_scale(
+        sp_fft.irfft(spectrum, nfft)[lead_in:lead_in + audio.size], s)
+    w0 = TWO_PI * s.highpass_hz
+    _shape_spectrum(spectrum, sr, nfft,
+                    lambda f, jw: scale * jw / (jw * jw + math.sqrt(2.0) * w0 * jw + w0 * w0))
+    displacement = sp_fft.irfft(spectrum, nfft)[:n].astype(np.float32)
+    _shape_spectrum(spectrum, sr, nfft, lambda f, jw: jw)     # d/dt: displacement -> velocity
+    velocity = sp_fft.irfft(spectrum, nfft)[:n].astype(np.float32)
+    del spectrum
+    return _Cut(velocity, displacement, lead_in)
+
+
+def _shape_spectrum(spectrum: np.ndarray, sr: float, nfft: int, response: Callable) -> None:
+    """Multiply an rfft ``spectrum`` in place by ``response(freqs_hz, j*omega)``, a block
+    of bins at a time (a whole 3-minute response in complex128 would need ~300 MB)."""
+    block = 1 << 18
+    for a in range(0, spectrum.size, block):
+        freqs = np.arange(a, min(spectrum.size, a + block)) * (sr / nfft)
+        spectrum[a:a + block] *= response(freqs, 2j * np.pi * freqs).astype(np.complex64)
+
+
+def _level_scale(velocity: np.ndarray, s: RenderSettings) -> float:
+    """Factor that brings the velocity's peak (or RMS over the audio) to ``s.level`` m/s."""
+    if s.level is None:
+        return 1.0
+    measure = (float(np.max(np.abs(velocity))) if s.level_mode == "peak"
+               else float(np.sqrt(np.mean(np.square(velocity, dtype=np.float64)))))
+    return s.level / measure if measure > 0 else 0.0
+
+
+def _lerp_uniform(table: np.ndarray, x0: float, step: float, x: np.ndarray) -> np.ndarray:
+    """Linear interpolation in a table sampled at ``x0 + k * step``, clamped at both ends."""
+    pos = (np.asarray(x, dtype=np.float64) - x0) * (1.0 / step)
+    pos = np.clip(pos, 0.0, table.size - 1.0, out=pos if pos.ndim else None)
+    i = np.minimum(pos.astype(np.intp), table.size - 2)
+    frac = pos - i
+    low = table[i]
+    return low + (table[i + 1] - low) * frac
+
+
+# =====================================================================================
+# Spiral: undisplaced radius R0(phi) and its inverse
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Spiral:
+    """Undisplaced groove radius ``R0(phi)`` (mm) and its inverse, as uniform tables."""
+
+    phi_step: float
+    radius_mm: np.ndarray           # R0 at phi = k * phi_step, float64
+    phi_end: float                  # end of the modulated groove (rad)
+    phi_max: float                  # end of the cut spiral, lead-out included (rad)
+    locked_radius_mm: float | None
+    inverse_r0_mm: float
+    inverse_step_mm: float
+    inverse_phi: np.ndarray         # phi where R0 = r, on a uniform radius grid
+
+    def radius(self, phi: np.ndarray) -> np.ndarray:
+        return _lerp_uniform(self.radius_mm, 0.0, self.phi_step, phi)
+
+    def phi_estimate(self, r: np.ndarray) -> np.ndarray:
+        return _lerp_uniform(self.inverse_phi, self.inverse_r0_mm, self.inverse_step_mm, r)
+
+
+def _pitch_drift(phi: np.ndarray, variation: float, rng: np.random.Generator) -> np.ndarray:
+    """Slow relative pitch change of a home lathe's feed: four sines, 3-40 turns long."""
+    periods = TWO_PI * rng.uniform(3.0, 40.0, 4)
+    phases = rng.uniform(0.0, TWO_PI, 4)
+    drift = sum(np.sin(phi / p + ph) for p, ph in zip(periods, phases))
+    return drift * (variation / math.sqrt(2.0))       # four unit sines have std sqrt(2)
+
+
+def _raised_cosine_step(x: np.ndarray) -> np.ndarray:
+    """0 for x <= 0, 1 for x >= 1, a smooth half cosine between."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
+
+
+def _pitch_profile(phi: np.ndarray, s: RenderSettings, phi_end: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Pitch (mm per turn) along the groove: normal, widened on the lead-in, fast lead-out."""
+    pitch = s.pitch_mm * (1.0 + _pitch_drift(phi, s.pitch_variation, rng))
+    if s.lead_in_turns > 0:
+        fade = 1.0 - _raised_cosine_step(phi / (TWO_PI * s.lead_in_turns))
+        pitch += (s.lead_in_pitch_mm - s.pitch_mm) * fade
+    if s.lead_out_turns > 0:
+        ramp = _raised_cosine_step((phi - phi_end) / (TWO_PI * 0.25))   # quarter-turn ramp
+        pitch = pitch * (1.0 - ramp) + s.lead_out_pitch_mm * ramp
+    return np.maximum(pitch, 0.3 * s.pitch_mm)
+
+
+def _inner_limit_mm(s: RenderSettings) -> float:
+    """Smallest radius the groove may reach: clear of the hole and the label by 1 mm."""
+    return max(s.hole_radius_mm * 1.15 + s.hole_offset_mm, s.label_radius_mm or 0.0) + 1.0
+
+
+def _build_spiral(s: RenderSettings, phi_end: float, rng: np.random.Generator) -> _Spiral:
+    phi_max = phi_end + TWO_PI * s.lead_out_turns
+    step = TWO_PI / _SPIRAL_STEPS_PER_TURN
+    phi = np.arange(int(math.ceil(phi_max / step)) + 2) * step
+    pitch = _pitch_profile(phi, s, phi_end, rng)
+    advance = np.concatenate([[0.0], np.cumsum(0.5 * (pitch[1:] + pitch[:-1]))]) * step / TWO_PI
+    radius = s.start_radius_mm - advance
+    r_last = float(np.interp(phi_max, phi, radius))
+    if r_last < _inner_limit_mm(s):
+        raise ParameterError(
+            f"the groove needs {phi_max / TWO_PI:.0f} turns and would end at r={r_last:.1f} mm, "
+            f"inside the hole/label (limit {_inner_limit_mm(s):.1f} mm); shorten the audio, "
+            "lower pitch_mm, or raise r_start_mm / disc_diameter_mm")
+    inv_step = 0.005
+    inv_r0 = float(radius.min()) - 1.0
+    r_grid = inv_r0 + inv_step * np.arange(int((radius.max() + 1.0 - inv_r0) / inv_step) + 2)
+    inverse_phi = np.interp(r_grid, radius[::-1], phi[::-1])
+    return _Spiral(step, radius, phi_end, phi_max, r_last if s.locked_groove else None,
+                   inv_r0, inv_step, inverse_phi)
+
+
+# =====================================================================================
+# The wiggle as the image shows it
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Wiggle:
+    """Displacement (mm) upsampled and blurred along the groove, indexed by phi."""
+
+    samples_mm: np.ndarray          # float32; zero past the end of the cut
+    per_radian: float               # samples per radian of phi
+
+    def at(self, phi: np.ndarray) -> np.ndarray:
+        return _lerp_uniform(self.samples_mm, 0.0, 1.0 / self.per_radian, phi)
+
+
+def _build_wiggle(cut: _Cut, sr: float, s: RenderSettings, spiral: _Spiral,
+                  sigma_along_mm: float, chunk: int = 1 << 14) -> _Wiggle:
+    """Upsample the displacement (polyphase FIR) and blur it along the groove.
+
+    A pixel sees the groove averaged over its footprint and the PSF *along* the groove
+    too; for a small wiggle that is a Gaussian blur of ``d`` over ``sigma_along_mm`` of
+    groove length. The groove speed, hence the blur in samples, changes slowly with
+    radius, so each chunk of ``chunk`` input samples (~0.4 s) uses its own sigma. Chunks
+    overlap by more than the FIR and the blur reach, so the seams are exact; memory is the
+    output (4 bytes x upsample per sample) plus one chunk.
+    """
+    up = s.upsample
+    rate = sr * up
+    omega = TWO_PI * s.rpm / 60.0
+    d_m = cut.displacement
+    n = d_m.size
+    out = np.zeros(n * up + 2, np.float32)          # two zeros: "no wiggle" past the end
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        phi_mid = 0.5 * (a + b) / sr * omega
+        speed_mm_s = omega * float(spiral.radius(np.array([phi_mid]))[0])
+        sigma = sigma_along_mm / speed_mm_s * rate          # in upsampled samples
+        margin = 64 + int(4 * sigma / up) + 2                # input samples
+        lo, hi = max(0, a - margin), min(n, b + margin)
+        piece = d_m[lo:hi].astype(np.float64) * 1e3          # m -> mm
+        if up > 1:
+            piece = signal.resample_poly(piece, up, 1)
+        if sigma > 0:
+            piece = ndimage.gaussian_filter1d(piece, sigma, mode="constant", truncate=4.0)
+        out[a * up:b * up] = piece[(a - lo) * up:(b - lo) * up]
+    return _Wiggle(out, rate / omega)
+
+
+# =====================================================================================
+# Groove cross-section as a pixel sees it
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _CrossSection:
+    """Groove shading against lateral offset ``u`` (mm) for each pixel orientation.
+
+    Values are darkening (transmission: 1 - transmitted fraction) or wall brightness
+    (reflective: 0 land, 1 wall), convolved with the PSF and with the projection of the
+    pixel onto the radial direction. Flattened ``(orientation, u)`` tables; ``inner`` and
+    ``outer`` are the halves u < 0 and u > 0 (they sum to ``both``).
+    """
+
+    u0_mm: float
+    step_mm: float
+    n_u: int
+    both: np.ndarray
+    inner: np.ndarray
+    outer: np.ndarray
+
+    def lookup(self, table: np.ndarray, u: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+        pos = (u - self.u0_mm) * (1.0 / self.step_mm)
+        np.clip(pos, 0.0, self.n_u - 1.001, out=pos)
+        i = pos.astype(np.intp)
+        frac = (pos - i).astype(np.float32)
+        i += orientation * self.n_u
+        low = table[i]
+        return low + (table[i + 1] - low) * frac
+
+
+def _orientation_index(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Bucket of the radial direction between +col (0) and +row (last): the pixel
+    footprint across the groove depends on it (the X and Y pixel sizes may differ)."""
+    ax, ay = np.abs(dx), np.abs(dy)
+    q = ay / np.maximum(ax + ay, 1e-12)
+    return np.rint(q * (_ORIENTATIONS - 1)).astype(np.intp)
+
+
+def _box_kernel(width: float, step: float) -> np.ndarray:
+    """Unit-area box of ``width`` sampled at ``step``, with fractional end cells."""
+    half = 0.5 * width
+    m = int(math.ceil(half / step)) + 1
+    x = np.arange(-m, m + 1) * step
+    overlap = np.clip(np.minimum(x + step / 2, half) - np.maximum(x - step / 2, -half), 0, None)
+    if overlap.sum() <= 0:
+        return np.ones(1)
+    return overlap / overlap.sum()
+
+
+def _gauss_kernel(sigma: float, step: float) -> np.ndarray:
+    if sigma < step:
+        return np.ones(1)
+    x = np.arange(-int(math.ceil(4 * sigma / step)), int(math.ceil(4 * sigma / step)) + 1) * step
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _unblurred_profile(u: np.ndarray, s: RenderSettings) -> np.ndarray:
+    """Sharp cross-section: V walls from the top edge down to a rounded bottom.
+
+    The walls tilt the light out of the scanner's acceptance; the rounded bottom passes it
+    where its slope is small, with a soft onset (30 % of its width) as the slope grows.
+    """
+    a = np.abs(u)
+    half_bottom = 0.5 * s.groove_bottom_mm
+    onset = max(0.3 * s.groove_bottom_mm, 1e-6)
+    wall = _raised_cosine_step((a - half_bottom + onset / 2) / onset)
+    inside = (a < 0.5 * s.groove_width_mm).astype(np.float64)
+    if s.mode == "transmission":
+        dark_wall, dark_bottom = 1 - s.wall_transmission, 1 - s.bottom_transmission
+        return inside * (dark_wall * wall + dark_bottom * (1 - wall))
+    return inside * wall
+
+
+def _build_cross_section(s: RenderSettings, px_row: float, px_col: float) -> _CrossSection:
+    step = _TABLE_STEP_MM
+    sigma_psf = s.psf_sigma_um * 1e-3
+    half = 0.5 * s.groove_width_mm + 5 * sigma_psf + max(px_row, px_col) + 10 * step
+    n_u = 2 * int(math.ceil(half / step)) + 1
+    u = (np.arange(n_u) - n_u // 2) * step
+    sharp = _unblurred_profile(u, s)
+    inner_sharp = sharp * np.where(u < 0, 1.0, np.where(u == 0, 0.5, 0.0))
+    outer_sharp = sharp - inner_sharp
+    psf = _gauss_kernel(sigma_psf, step)
+    tables = {"inner": [], "outer": []}
+    for k in range(_ORIENTATIONS):
+        q = k / (_ORIENTATIONS - 1)
+        angle = math.atan2(q, 1 - q)
+        kernel = np.convolve(np.convolve(psf, _box_kernel(px_col * math.cos(angle), step)),
+                             _box_kernel(px_row * math.sin(angle), step))
+        for name, prof in (("inner", inner_sharp), ("outer", outer_sharp)):
+            blurred = np.convolve(prof, kernel, mode="same")
+            blurred[[0, -1]] = 0.0          # clamped lookups past the ends read "no groove"
+            tables[name].append(blurred)
+    inner = np.concatenate(tables["inner"] + [np.zeros(1)]).astype(np.float32)
+    outer = np.concatenate(tables["outer"] + [np.zeros(1)]).astype(np.float32)
+    return _CrossSection(float(u[0]), step, n_u, inner + outer, inner, outer)
+
+
+# =====================================================================================
+# The disc: outline, hole, crack
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Outline:
+    """Scissor-cut outline: a star-shaped polygon about ``centre`` (disc frame, mm)."""
+
+    centre: tuple[float, float]      # (x, y) mm from the spiral centre
+    vertex_angle: np.ndarray         # sorted, rad
+    vertices: np.ndarray             # (n, 2) x, y relative to the centre
+    normal: np.ndarray               # (n, 2) outward unit normal of edge i -> i + 1
+    offset: np.ndarray               # (n,) edge line: normal . p = offset
+    r_inner: float                   # every point closer than this is inside
+    r_outer: float                   # every point farther than this is outside
+
+    def film_fraction(self, x: np.ndarray, y: np.ndarray, sigma: float) -> np.ndarray:
+        """Blurred fraction of film at disc-frame points (mm)."""
+        px, py = x - self.centre[0], y - self.centre[1]
+        rho2 = px * px + py * py
+        frac = np.where(rho2 < (self.r_outer + 5 * sigma) ** 2, 1.0, 0.0).astype(np.float32)
+        edge = np.flatnonzero((rho2 > (self.r_inner - 5 * sigma) ** 2) & (frac > 0))
+        if edge.size:
+            ex, ey = px.ravel()[edge], py.ravel()[edge]
+            side = np.searchsorted(self.vertex_angle, np.arctan2(ey, ex), side="right") - 1
+            distance = ex * self.normal[side, 0] + ey * self.normal[side, 1] - self.offset[side]
+            frac.ravel()[edge] = _erfc_cover(distance, sigma)
+        return frac
+
+
+def _make_outline(s: RenderSettings, rng: np.random.Generator) -> _Outline:
+    radius = s.disc_diameter_mm / 2.0
+    direction = rng.uniform(0, TWO_PI)
+    centre = (s.outline_offset_mm * math.cos(direction), s.outline_offset_mm * math.sin(direction))
+    if s.outline_irregularity_mm > 0:       # a dozen or two straight-ish scissor cuts
+        n = int(rng.integers(14, 23))
+        angles = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * TWO_PI / n
+        wobble = sum(rng.normal(0, 0.5) * np.cos(k * angles + rng.uniform(0, TWO_PI))
+                     for k in (2, 3, 4))
+        radii = radius + s.outline_irregularity_mm * (wobble + rng.normal(0, 0.4, n))
+    else:                                   # a pressed disc: a 720-gon is a circle here
+        n = 720
+        angles = np.arange(n) * TWO_PI / n
+        radii = np.full(n, radius)
+    angles = np.mod(angles + math.pi, TWO_PI) - math.pi
+    order = np.argsort(angles)
+    angles, radii = angles[order], radii[order]
+    verts = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    edge = np.roll(verts, -1, axis=0) - verts
+    normal = np.stack([edge[:, 1], -edge[:, 0]], axis=1)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    normal *= np.sign(np.sum(normal * verts, axis=1))[:, None]      # point outwards
+    offset = np.sum(normal * verts, axis=1)
+    return _Outline(centre, angles, verts, normal, offset, float(offset.min()), float(radii.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class _Hole:
+    """Hand-made centre hole: a wobbly circle (disc frame, mm)."""
+
+    centre: tuple[float, float]
+    radius_mm: float
+    harmonics: tuple[tuple[int, float, float], ...]      # (k, relative amplitude, phase)
+
+    def film_fraction(self, x: np.ndarray, y: np.ndarray, sigma: float) -> np.ndarray:
+        px, py = x - self.centre[0], y - self.centre[1]
+        rho2 = px * px + py * py
+        frac = np.ones(rho2.shape, np.float32)
+        reach = self.radius_mm * 1.3 + 5 * sigma
+        near = np.flatnonzero(rho2 < reach * reach)
+        if near.size:
+            ex, ey = px.ravel()[near], py.ravel()[near]
+            angle = np.arctan2(ey, ex)
+            edge = self.radius_mm * (1 + sum(a * np.cos(k * angle + ph)
+                                             for k, a, ph in self.harmonics))
+            frac.ravel()[near] = _erfc_cover(edge - np.hypot(ex, ey), sigma)
+        return frac
+
+
+def _make_hole(s: RenderSettings, rng: np.random.Generator) -> _Hole:
+    direction = rng.uniform(0, TWO_PI)
+    centre = (s.hole_offset_mm * math.cos(direction), s.hole_offset_mm * math.sin(direction))
+    roughness = 0.03 if s.outline_irregularity_mm > 0 else 0.0      # punched by hand or pressed
+    harmonics = tuple((k, float(rng.normal(0, roughness)), float(rng.uniform(0, TWO_PI)))
+                      for k in (2, 3, 5))
+    return _Hole(centre, s.hole_radius_mm, harmonics)
+
+
+@dataclass(frozen=True, eq=False)
+class _Crack:
+    """The disc broke along a ragged line; piece B (on the ``normal`` side) was laid back
+    shifted by ``shift`` (mm) and rotated by ``rotation`` (rad) about ``point``."""
+
+    point: tuple[float, float]
+    normal: tuple[float, float]
+    shift: tuple[float, float]
+    rotation: float
+    ragged: tuple[tuple[float, float, float], ...]        # (amplitude mm, wavenumber, phase)
+
+    def edge_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) of disc-frame points from the ragged crack, + on piece B."""
+        rx, ry = x - self.point[0], y - self.point[1]
+        nx, ny = self.normal
+        along = -ny * rx + nx * ry
+        rough = sum(a * np.sin(k * along + ph) for a, k, ph in self.ragged)
+        return nx * rx + ny * ry - rough
+
+    def to_disc(self, x: np.ndarray, y: np.ndarray, sigma: float):
+        """Image-frame points (mm about the intact spiral centre) to disc-frame points of
+        the piece lying there, and the fraction of film present (0 in the gap)."""
+        c, s_ = math.cos(-self.rotation), math.sin(-self.rotation)
+        rx = x - self.point[0] - self.shift[0]
+        ry = y - self.point[1] - self.shift[1]
+        bx = self.point[0] + c * rx - s_ * ry
+        by = self.point[1] + s_ * rx + c * ry
+        on_b = _erfc_cover(-self.edge_distance(bx, by), sigma)
+        on_a = _erfc_cover(self.edge_distance(x, y), sigma)
+        use_b = on_b > on_a                              # piece B lies on top where both are
+        return (np.where(use_b, bx, x), np.where(use_b, by, y),
+                np.minimum(on_a + on_b, 1.0).astype(np.float32))
+
+    def to_image(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Disc-frame points to where they lie in the image frame (mm about the centre)."""
+        on_b = self.edge_distance(x, y) > 0
+        c, s_ = math.cos(self.rotation), math.sin(self.rotation)
+        rx, ry = x - self.point[0], y - self.point[1]
+        bx = self.point[0] + self.shift[0] + c * rx - s_ * ry
+        by = self.point[1] + self.shift[1] + s_ * rx + c * ry
+        return np.where(on_b, bx, x), np.where(on_b, by, y)
+
+
+def _make_crack(s: RenderSettings, rng: np.random.Generator) -> _Crack:
+    radius = s.disc_diameter_mm / 2.0
+    at = rng.uniform(0, TWO_PI)
+    dist = rng.uniform(0.05, 0.4) * radius
+    point = (dist * math.cos(at), dist * math.sin(at))
+    angle = rng.uniform(0, TWO_PI)
+    normal = (math.cos(angle), math.sin(angle))
+    gap, slide = rng.uniform(0.05, 0.3), rng.uniform(-0.3, 0.3)      # mm apart and along
+    shift = (gap * normal[0] - slide * normal[1], gap * normal[1] + slide * normal[0])
+    rotation = math.radians(rng.uniform(-0.4, 0.4))
+    ragged = tuple((float(rng.uniform(0.01, 0.06)), float(rng.uniform(0.2, 3.0)),
+                    float(rng.uniform(0, TWO_PI))) for _ in range(3))
+    return _Crack(point, normal, shift, rotation, ragged)
+
+
+# =====================================================================================
+# The film: X-ray picture, wall contrast, smudges, opaque patches on a coarse grid
+# =====================================================================================
+
+_FILM_GRID_MM = 0.2
+
+
+@dataclass(frozen=True, eq=False)
+class _FilmMaps:
+    """Slowly varying disc-frame fields on a ``step_mm`` grid: optical density, wall
+    contrast factor and opacity (1: nothing shows through), read bilinearly."""
+
+    x0_mm: float
+    y0_mm: float
+    step_mm: float
+    grid: np.ndarray                 # (height, width, 3) float32
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Fields at 1-D arrays of disc-frame points (mm), shape (3, n), float32.
+
+        OpenCV's remap does the bilinear reads ten times faster than numpy gathers; the
+        points are folded into rows of 1024 to stay within its 32767-pixel limit.
+        """
+        n = x.size
+        width = 1024
+        rows = -(-n // width)
+        gx = np.zeros(rows * width, np.float32)
+        gy = np.zeros(rows * width, np.float32)
+        gx[:n] = (x - self.x0_mm) * (1.0 / self.step_mm)
+        gy[:n] = (y - self.y0_mm) * (1.0 / self.step_mm)
+        out = cv2.remap(self.grid, gx.reshape(rows, width), gy.reshape(rows, width),
+                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out.reshape(-1, 3)[:n].T
+
+
+def _ellipse_distance(X, Y, cx, cy, a, b, angle):
+    """Normalised elliptical radius (1 on the ellipse) on a grid."""
+    c, s_ = math.cos(angle), math.sin(angle)
+    u = (X - cx) * c + (Y - cy) * s_
+    v = -(X - cx) * s_ + (Y - cy) * c
+    return np.sqrt((u / a) ** 2 + (v / b) ** 2)
+
+
+def _soft_band(distance_mm: np.ndarray, half_width_mm: float) -> np.ndarray:
+    """Flat-topped band (1 inside, smooth 0 outside) of a distance field."""
+    return np.exp(-(np.abs(distance_mm) / half_width_mm) ** 4)
+
+
+def _body(U, V, rng) -> np.ndarray:
+    """Soft tissue: 1 inside a large body outline (soft 5 mm edge), 0 in the air."""
+    a, b = rng.uniform(110, 180), rng.uniform(140, 220)
+    rho = _ellipse_distance(U, V, rng.uniform(-60, 60), rng.uniform(-60, 60), a, b, 0)
+    return _raised_cosine_step((1 - rho) * a / 5.0)
+
+
+def _ribs(U, V, rng) -> np.ndarray:
+    """Attenuation of a chest: body, curved parallel ribs with denser edges, a spine."""
+    att = 0.35 * _body(U, V, rng)
+    bend = rng.uniform(1 / 400, 1 / 150)                 # 1/mm: ribs curve round the chest
+    spacing = rng.uniform(20, 28)
+    for v0 in np.arange(-150, 150, spacing) + rng.uniform(0, spacing):
+        centre_line = v0 + bend * U ** 2
+        dist = (V - centre_line) / np.sqrt(1 + (2 * bend * U) ** 2)
+        half = rng.uniform(4, 6.5)
+        att += 0.3 * _soft_band(dist, half) + 0.12 * _soft_band(np.abs(dist) - half, 1.0)
+    spine_u = rng.uniform(-60, 60)
+    att += 0.4 * _soft_band(U - spine_u, 13) * (0.8 + 0.2 * np.cos(TWO_PI * V / 30))
+    return att
+
+
+def _skull(U, V, rng) -> np.ndarray:
+    """Attenuation of a skull: a thick elliptical vault, brain, orbits and a jaw arc."""
+    a, b = rng.uniform(70, 85), rng.uniform(85, 100)
+    cu, cv = rng.uniform(-40, 40), rng.uniform(-40, 40)
+    rho = _ellipse_distance(U, V, cu, cv, a, b, 0)
+    att = 0.3 * _body(U, V, rng)
+    att += 0.5 * _soft_band((rho - 1) * a, rng.uniform(3, 6))
+    att += 0.2 * _raised_cosine_step((1 - rho) * a / 3.0)
+    for side in (-1, 1):                                  # orbits: less bone, darker
+        orbit = _ellipse_distance(U, V, cu + side * 0.35 * a, cv + 0.35 * b, 17, 14, 0)
+        att -= 0.2 * _raised_cosine_step((1 - orbit) * 14 / 2.0)
+    jaw = _ellipse_distance(U, V, cu, cv + 0.55 * b, 0.6 * a, 0.45 * b, 0)
+    att += 0.4 * _soft_band((jaw - 1) * 0.5 * a, 4) * (V > cv + 0.55 * b)
+    return att
+
+
+def _anatomy_density(X, Y, s: RenderSettings, rng) -> np.ndarray:
+    """Optical density of the X-ray picture on the grid: bone light, air dark."""
+    lo, hi = s.od_range
+    if s.film_anatomy == "none":
+        return np.full(X.shape, lo, np.float64)
+    kind = s.film_anatomy if s.film_anatomy != "random" else ("ribs", "skull")[rng.integers(2)]
+    turn = rng.uniform(0, TWO_PI)                         # the film was cut at any angle
+    shift = rng.uniform(-60, 60, 2)
+    U = (X - shift[0]) * math.cos(turn) + (Y - shift[1]) * math.sin(turn)
+    V = -(X - shift[0]) * math.sin(turn) + (Y - shift[1]) * math.cos(turn)
+    att = _ribs(U, V, rng) if kind == "ribs" else _skull(U, V, rng)
+    cells_per_mm = 1.0 / _FILM_GRID_MM
+    att += 0.05 * _smooth_noise(X.shape, 3.0 * cells_per_mm, rng)
+    att += 0.02 * _smooth_noise(X.shape, 0.6 * cells_per_mm, rng)
+    att = ndimage.gaussian_filter(np.clip(att, 0, 1), 0.4 * cells_per_mm)
+    return hi - (hi - lo) * att
+
+
+def _build_film_maps(s: RenderSettings, bbox_mm, spiral: _Spiral,
+                     rng: np.random.Generator) -> _FilmMaps:
+    """Film fields on a grid over ``bbox_mm`` = (xmin, xmax, ymin, ymax), disc frame:
+    the X-ray picture, smudges (more density, less wall contrast) and opaque patches
+    (paint, tape) laid over the groove band."""
+    step = _FILM_GRID_MM
+    xmin, xmax, ymin, ymax = bbox_mm
+    w, h = int((xmax - xmin) / step) + 3, int((ymax - ymin) / step) + 3
+    x = xmin - step + step * np.arange(w)
+    y = ymin - step + step * np.arange(h)
+    X, Y = np.meshgrid(x, y)
+    density = _anatomy_density(X, Y, s, rng)
+    contrast = 1.0 + s.wall_contrast_variation * _smooth_noise(X.shape, 8.0 / step, rng)
+    contrast = np.clip(contrast, 0.2, None)
+    radius = s.disc_diameter_mm / 2.0
+    for _ in range(s.smudges):                            # fingerprints, grease: soft blotches
+        r_at, at = radius * math.sqrt(rng.uniform(0.05, 0.8)), rng.uniform(0, TWO_PI)
+        a, b = rng.uniform(4, 12), rng.uniform(3, 8)
+        blob = np.exp(-_ellipse_distance(X, Y, r_at * math.cos(at), r_at * math.sin(at),
+                                         a, b, rng.uniform(0, math.pi)) ** 2 * 2)
+        blob *= np.clip(1 + 0.5 * _smooth_noise(X.shape, 0.8 / step, rng), 0, None)
+        density = density + rng.uniform(0.15, 0.45) * blob
+        contrast = contrast * (1 - 0.4 * np.clip(blob, 0, 1))
+    opacity = np.zeros_like(X)
+    r_in, r_out = float(spiral.radius_mm[-1]), float(spiral.radius_mm[0])
+    for _ in range(s.opaque_patches):                     # paint, tape: the groove is lost
+        r_at, at = rng.uniform(r_in, r_out), rng.uniform(0, TWO_PI)
+        a, b = rng.uniform(1.5, 5), rng.uniform(1, 3)
+        cx, cy = r_at * math.cos(at), r_at * math.sin(at)
+        rho = _ellipse_distance(X, Y, cx, cy, a, b, rng.uniform(0, math.pi))
+        opacity = np.maximum(opacity, np.clip((1 - rho) * min(a, b) / step + 0.5, 0, 1))
+    grid = np.ascontiguousarray(np.stack([density, contrast, opacity], axis=-1), np.float32)
+    return _FilmMaps(float(x[0]), float(y[0]), step, grid)
+
+
+# =====================================================================================
+# Damage on the film or the glass: dust, hairs, scratches (image frame)
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Stroke:
+    """A dust speck (one point) or a hair/scratch (polyline), render-frame pixels."""
+
+    kind: str
+    points_px: np.ndarray            # (n, 2) row, col
+    width_px: float                  # diameter of a speck, width of a line
+    opacity: float                   # fraction of light it blocks (or adds, reflective)
+    row_range: tuple[float, float]
+
+
+def _stroke(kind, points_px, width_px, opacity) -> _Stroke:
+    pts = np.atleast_2d(np.asarray(points_px, dtype=np.float64))
+    return _Stroke(kind, pts, float(width_px), float(opacity),
+                   (float(pts[:, 0].min()), float(pts[:, 0].max())))
+
+
+def _random_path(start, heading, length_mm, step_mm, curl_per_mm, rng) -> np.ndarray:
+    """A smooth random curve (x, y mm): heading changes by a smoothed random curvature."""
+    n = max(2, int(length_mm / step_mm) + 1)
+    curvature = curl_per_mm * _smooth_noise((n,), max(n / 8, 1.0), rng)
+    angle = heading + np.cumsum(curvature) * step_mm
+    xy = np.cumsum(np.stack([np.cos(angle), np.sin(angle)], axis=1) * step_mm, axis=0)
+    return xy - xy[0] + np.asarray(start)
+
+
+def _make_strokes(s: RenderSettings, to_px: Callable, rng: np.random.Generator,
+                  px_mm: float) -> tuple[_Stroke, ...]:
+    """Dust, hairs and scratches scattered over the disc; ``to_px`` maps disc mm to px."""
+    radius = s.disc_diameter_mm / 2.0
+    strokes = []
+
+    def somewhere_on_disc():
+        r, a = radius * math.sqrt(rng.uniform(0, 1)), rng.uniform(0, TWO_PI)
+        return (r * math.cos(a), r * math.sin(a))
+
+    n_dust = int(rng.poisson(s.dust_per_cm2 * math.pi * radius ** 2 / 100.0))
+    for _ in range(n_dust):
+        radius_um = float(np.clip(rng.lognormal(math.log(8.0), 0.5), 3.0, 40.0))
+        strokes.append(_stroke("dust", to_px(np.array([somewhere_on_disc()])),
+                               2e-3 * radius_um / px_mm, rng.uniform(0.7, 1.0)))
+    for _ in range(s.hairs):
+        path = _random_path(somewhere_on_disc(), rng.uniform(0, TWO_PI), rng.uniform(3, 15),
+                            0.05, rng.uniform(0.1, 0.5), rng)
+        strokes.append(_stroke("hair", to_px(path), rng.uniform(15, 60) * 1e-3 / px_mm,
+                               rng.uniform(0.6, 0.95)))
+    for _ in range(s.scratches):
+        path = _random_path(somewhere_on_disc(), rng.uniform(0, TWO_PI), rng.uniform(15, 80),
+                            0.2, rng.uniform(0.002, 0.01), rng)
+        strokes.append(_stroke("scratch", to_px(path), rng.uniform(6, 20) * 1e-3 / px_mm,
+                               rng.uniform(0.25, 0.55)))
+    return tuple(strokes)
+
+
+def _to_patch(v: np.ndarray, origin: int) -> np.ndarray:
+    """Pixel coordinates to OpenCV fixed-point (4 fraction bits) supersampled coordinates.
+
+    Pixel ``j`` covers ``[j - 0.5, j + 0.5]``; supersampled cell ``k`` of a patch starting
+    at pixel ``origin`` is centred at ``origin - 0.5 + (k + 0.5) / S``.
+    """
+    return np.rint(((v - origin + 0.5) * _SUPERSAMPLE - 0.5) * 16).astype(np.int32)
+
+
+def _rasterise_stroke(st: _Stroke, r0: int, r1: int, width: int, blur_px: float):
+    """Coverage (0..1) of one stroke over rows ``r0:r1``: drawn anti-aliased at 4x,
+    blurred by the PSF, area-averaged. Returns (patch, col0) or None if it misses."""
+    halo = int(math.ceil(3 * blur_px + st.width_px / 2 + 2))
+    pts = st.points_px
+    if len(pts) > 1:                     # keep segments that come near these rows
+        lo = np.minimum(pts[:-1, 0], pts[1:, 0])
+        hi = np.maximum(pts[:-1, 0], pts[1:, 0])
+        seg = np.flatnonzero((hi >= r0 - halo) & (lo <= r1 - 1 + halo))
+        if seg.size == 0:
+            return None
+        used = np.unique(np.concatenate([seg, seg + 1]))
+    else:
+        used = np.array([0])
+    c0 = max(0, int(math.floor(pts[used, 1].min())) - halo)
+    c1 = min(width, int(math.ceil(pts[used, 1].max())) + halo + 1)
+    if c1 <= c0:
+        return None
+    p0 = r0 - halo
+    rows = r1 - r0 + 2 * halo
+    canvas = np.zeros((rows * _SUPERSAMPLE, (c1 - c0) * _SUPERSAMPLE), np.uint8)
+    thick = max(1, int(round(st.width_px * _SUPERSAMPLE)))
+    if len(pts) == 1:
+        centre = (int(_to_patch(pts[0, 1], c0)), int(_to_patch(pts[0, 0], p0)))
+        cv2.circle(canvas, centre, int(round(st.width_px / 2 * _SUPERSAMPLE * 16)), 255,
+                   -1, cv2.LINE_AA, 4)
+    else:
+        cols, rws = _to_patch(pts[:, 1], c0), _to_patch(pts[:, 0], p0)
+        for i in seg:
+            cv2.line(canvas, (int(cols[i]), int(rws[i])), (int(cols[i + 1]), int(rws[i + 1])),
+                     255, thick, cv2.LINE_AA, 4)
+    cover = canvas.astype(np.float32) * (1.0 / 255.0)
+    if blur_px * _SUPERSAMPLE > 0.3:
+        cover = cv2.GaussianBlur(cover, (0, 0), blur_px * _SUPERSAMPLE)
+    cover = cv2.resize(cover, (c1 - c0, rows), interpolation=cv2.INTER_AREA)
+    return cover[halo:halo + (r1 - r0)], c0
+
+
+def _damage_opacity(strokes, r0: int, r1: int, width: int, blur_px: float):
+    """Fraction of light blocked by damage over rows ``r0:r1``, or None if none there."""
+    opacity = None
+    for st in strokes:
+        reach = 3 * blur_px + st.width_px + 3
+        if st.row_range[1] < r0 - reach or st.row_range[0] > r1 + reach:
+            continue
+        hit = _rasterise_stroke(st, r0, r1, width, blur_px)
+        if hit is None:
+            continue
+        cover, c0 = hit
+        if opacity is None:
+            opacity = np.zeros((r1 - r0, width), np.float32)
+        view = opacity[:, c0:c0 + cover.shape[1]]
+        view += (1.0 - view) * (st.opacity * cover)
+    return opacity
+
+
+# =====================================================================================
+# The scanner and the plan of a render
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class _Scanner:
+    px_row_mm: float                 # true pixel sizes
+    px_col_mm: float
+    edge_sigma_mm: float             # PSF and pixel area, for sharp edges (outline, hole)
+    row_offset_px: np.ndarray        # slow-axis position error per row (px), float64
+    row_gain: np.ndarray             # per-row gain, float32
+    column_light: np.ndarray         # white level x illumination falloff per column, float32
+
+
+def _make_scanner(s: RenderSettings, shape: tuple[int, int], rng: np.random.Generator) -> _Scanner:
+    px_row, px_col = s.true_px_mm
+    rows, cols = shape
+    sigma = s.psf_sigma_um * 1e-3
+    edge_sigma = math.sqrt(sigma ** 2 + (px_row ** 2 + px_col ** 2) / 24.0)
+    jitter = np.zeros(rows)
+    if s.row_jitter_px > 0:      # stepper-motor error: correlated over a few rows
+        jitter = s.row_jitter_px * _smooth_noise((rows,), 3.0, rng)
+    gain = (1.0 + s.row_gain_jitter * rng.standard_normal(rows)).astype(np.float32)
+    xc = (np.arange(cols) - (cols - 1) / 2) / max((cols - 1) / 2, 1)
+    light = (s.white_level * (1 - s.illumination_falloff * xc ** 2)).astype(np.float32)
+    return _Scanner(px_row, px_col, edge_sigma, jitter, gain, light)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """Everything a block of rows needs; built once, read by every worker."""
+
+    s: RenderSettings
+    seed: int
+    shape: tuple[int, int]
+    centre_mm: tuple[float, float]          # (y, x) of the spiral centre, render frame
+    theta_start_render: float               # direction is -1 in the render frame
+    spiral: _Spiral
+    wiggle: _Wiggle
+    section: _CrossSection
+    film: _FilmMaps
+    outline: _Outline
+    hole: _Hole
+    crack: _Crack | None
+    strokes: tuple[_Stroke, ...]
+    scanner: _Scanner
+    groove_band_mm: tuple[float, float]     # radii between which grooves are evaluated
+
+    @property
+    def dtype(self):
+        return np.uint16 if self.s.bits == 16 else np.uint8
+
+
+def _check_audio(audio, sr) -> np.ndarray:
+    x = np.asarray(audio)
+    if x.ndim != 1 or x.size == 0:
+        raise ParameterError(f"audio must be a non-empty 1-D array, got shape {x.shape}; "
+                             "mix stereo down to mono first")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise ParameterError("audio must be finite numbers (no NaN or inf)")
+    if not (isinstance(sr, (int, float, np.integer, np.floating)) and 1000 <= sr <= 768000):
+        raise ParameterError(f"sr={sr!r} Hz is outside 1000..768000")
+    return x.astype(np.float32)
+
+
+def _layout(s: RenderSettings, outline: _Outline, crack: _Crack | None,
+            px_row: float, px_col: float):
+    """Image shape and the spiral centre (y, x mm): the disc plus ``margin_mm`` all round."""
+    verts = outline.vertices + np.asarray(outline.centre)
+    slack = 0.0
+    if crack is not None:       # a displaced piece may stick out a little
+        slack = math.hypot(*crack.shift) + abs(crack.rotation) * s.disc_diameter_mm
+    xmin, ymin = verts.min(axis=0) - slack
+    xmax, ymax = verts.max(axis=0) + slack
+    cols = int(math.ceil((xmax - xmin + 2 * s.margin_mm) / px_col)) + 1
+    rows = int(math.ceil((ymax - ymin + 2 * s.margin_mm) / px_row)) + 1
+    centre = (float(s.margin_mm - ymin), float(s.margin_mm - xmin))
+    return (rows, cols), centre, (float(xmin), float(xmax), float(ymin), float(ymax))
+
+
+def _build_plan(audio: np.ndarray, sr: float, s: RenderSettings, seed: int) -> tuple[_Plan, _Cut]:
+    cut = _cut_groove(audio, sr, s)
+    omega = TWO_PI * s.rpm / 60.0
+    phi_end = omega * cut.velocity.size / sr
+    spiral = _build_spiral(s, phi_end, _rng(seed, "spiral"))
+    px_row, px_col = s.true_px_mm
+    outline = _make_outline(s, _rng(seed, "outline"))
+    hole = _make_hole(s, _rng(seed, "hole"))
+    crack = _make_crack(s, _rng(seed, "crack")) if s.crack else None
+    shape, centre, bbox = _layout(s, outline, crack, px_row, px_col)
+    theta_start = s.theta_start
+    if theta_start is None:
+        theta_start_render = float(_rng(seed, "theta").uniform(0, TWO_PI))
+    else:                   # given in the final image; mirroring maps theta -> pi - theta
+        theta_start_render = math.pi - theta_start if s.mirrored else float(theta_start)
+    sigma_psf = s.psf_sigma_um * 1e-3
+    along = math.sqrt(sigma_psf ** 2 + (px_row * px_col) / 12.0)
+    wiggle = _build_wiggle(cut, sr, s, spiral, along)
+    section = _build_cross_section(s, px_row, px_col)
+    film = _build_film_maps(s, bbox, spiral, _rng(seed, "film"))
+
+    def to_px(xy_mm):
+        xy_mm = np.atleast_2d(xy_mm)
+        return np.stack([(xy_mm[:, 1] + centre[0]) / px_row, (xy_mm[:, 0] + centre[1]) / px_col], 1)
+
+    strokes = _make_strokes(s, to_px, _rng(seed, "damage"), math.sqrt(px_row * px_col))
+    scanner = _make_scanner(s, shape, _rng(seed, "scanner"))
+    reach = float(np.max(np.abs(wiggle.samples_mm))) + abs(section.u0_mm) + 0.01
+    inner = float(spiral.radius_mm[-1])         # the lead-out's end, where a locked groove sits
+    band = (max(inner - reach, 0.0), float(spiral.radius_mm[0]) + reach)
+    plan = _Plan(s, int(seed), shape, centre, theta_start_render, spiral, wiggle, section, film,
+                 outline, hole, crack, strokes, scanner, band)
+    return plan, cut
+
+
+# =====================================================================================
+# Rendering a block of rows
+# =====================================================================================
+
+_NOISE_STREAM = zlib.crc32(b"noise")
+
+
+def _nearest_turns(plan: _Plan, x: np.ndarray, y: np.ndarray, r: np.ndarray):
+    """Yield ``(phi, u)`` for the three turns nearest each disc-frame point at its angle.
+
+    ``u`` (mm) is the lateral offset of the point from the displaced groove centre,
+    positive outwards; ``_FAR_MM`` where that turn was never cut. Three turns cover any
+    groove within 1.5 pitches, more than a groove's reach even with heavy modulation.
+    """
+    theta = np.arctan2(y, x)
+    phi_frac = np.mod(plan.theta_start_render - theta, TWO_PI)     # direction -1
+    turn = np.rint((plan.spiral.phi_estimate(r) - phi_frac) * (1.0 / TWO_PI))
+    base = phi_frac + TWO_PI * turn
+    for dk in (-1.0, 0.0, 1.0):
+        phi = base + TWO_PI * dk
+        u = r - plan.spiral.radius(phi) - plan.wiggle.at(phi)
+        u[(phi < 0) | (phi > plan.spiral.phi_max)] = _FAR_MM
+        yield phi, u
+
+
+def _groove_shading(plan: _Plan, x: np.ndarray, y: np.ndarray, contrast: np.ndarray) -> np.ndarray:
+    """Groove darkening (transmission) or wall brightness (reflective), 0..1.
+
+    The blurred profiles of neighbouring turns add: exact for separate grooves (blur is
+    linear), and saturating where walls of overcut grooves meet, which is dark there too.
+    """
+    sec = plan.section
+    r = np.hypot(x, y)
+    orientation = _orientation_index(x, y)
+    total = np.zeros(x.size, np.float32)
+    tilt = None
+    if plan.s.wall_asymmetry > 0:       # the lamp lights walls facing +row and -row unequally
+        tilt = (plan.s.wall_asymmetry * y / np.maximum(r, 1e-9)).astype(np.float32)
+    for _, u in _nearest_turns(plan, x, y, r):
+        if tilt is None:
+            total += sec.lookup(sec.both, u, orientation)
+        else:
+            total += (sec.lookup(sec.inner, u, orientation) * (1 + tilt) +
+                      sec.lookup(sec.outer, u, orientation) * (1 - tilt))
+    if plan.spiral.locked_radius_mm is not None:
+        total += sec.lookup(sec.both, r - plan.spiral.locked_radius_mm, orientation)
+    total *= contrast
+    return np.clip(total, 0.0, 1.0, out=total)
+
+
+def _light_on_disc(plan: _Plan, x: np.ndarray, y: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Light reaching the sensor (fraction of white) at disc-frame points (mm).
+
+    ``cover`` is the fraction of film present (outline, hole, crack gap); elsewhere the
+    scanner sees bare light (transmission) or its lid (reflective).
+    """
+    s = plan.s
+    transmission = s.mode == "transmission"
+    light = np.full(x.size, 1.0 if transmission else s.lid_reflectance, np.float32)
+    on = np.flatnonzero(cover > 0)
+    if on.size == 0:
+        return light
+    xs, ys, c = x[on], y[on], cover[on]
+    density, contrast, opacity = plan.film.sample(xs, ys)
+    r2 = xs * xs + ys * ys
+    lo, hi = plan.groove_band_mm
+    band = np.flatnonzero((r2 >= lo * lo) & (r2 <= hi * hi))
+    groove = np.zeros(on.size, np.float32)
+    if band.size:
+        groove[band] = _groove_shading(plan, xs[band], ys[band], contrast[band])
+    if transmission:
+        disc = np.exp(np.float32(-math.log(10.0)) * density) * (1 - opacity) * (1 - groove)
+        light[on] = disc * c + (1 - c)
+        return light
+    disc = s.land_reflectance + (s.wall_reflectance - s.land_reflectance) * groove
+    if s.label_radius_mm:
+        reach = s.label_radius_mm + 5 * plan.scanner.edge_sigma_mm
+        inside = np.flatnonzero(r2 < reach * reach)
+        label = _erfc_cover(np.sqrt(r2[inside]) - s.label_radius_mm, plan.scanner.edge_sigma_mm)
+        disc[inside] += (s.label_reflectance - disc[inside]) * label.astype(np.float32)
+    disc += (np.float32(0.02) - disc) * opacity          # black paint or tape
+    light[on] = disc * c + s.lid_reflectance * (1 - c)
+    return light
+
+
+def _add_noise(signal_: np.ndarray, plan: _Plan, r0: int) -> None:
+    """Shot noise (std sqrt(signal / photons)) and read noise, in place. Each row draws
+    from its own seeded stream, so the image never depends on the block size."""
+    s = plan.s
+    if s.photons_full_scale is None and s.read_noise == 0:
+        return
+    for k in range(signal_.shape[0]):
+        rng = np.random.default_rng([plan.seed, _NOISE_STREAM, r0 + k])
+        z = rng.standard_normal((2, signal_.shape[1]), dtype=np.float32)
+        row = signal_[k]
+        noise = z[1] * np.float32(s.read_noise)
+        if s.photons_full_scale is not None:
+            noise += np.sqrt(np.maximum(row, 0) * np.float32(1.0 / s.photons_full_scale)) * z[0]
+        row += noise
+
+
+def _quantise(signal_: np.ndarray, bits: int) -> np.ndarray:
+    full = float(2 ** bits - 1)
+    q = np.rint(signal_ * np.float32(full))
+    np.clip(q, 0, full, out=q)
+    return q.astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def _render_rows(plan: _Plan, r0: int, r1: int) -> np.ndarray:
+    """Rows ``r0:r1`` of the final image (mirrored if asked), as unsigned integers.
+
+    Peak memory: about 40 float64/float32 temporaries of ``(r1 - r0) * cols`` pixels.
+    """
+    s, sc = plan.s, plan.scanner
+    n_rows, n_cols = r1 - r0, plan.shape[1]
+    y_row = (np.arange(r0, r1) + sc.row_offset_px[r0:r1]) * sc.px_row_mm - plan.centre_mm[0]
+    x_col = np.arange(n_cols) * sc.px_col_mm - plan.centre_mm[1]
+    x, y = np.tile(x_col, n_rows), np.repeat(y_row, n_cols)
+    cover = np.ones(x.size, np.float32)
+    if plan.crack is not None:
+        x, y, cover = plan.crack.to_disc(x, y, sc.edge_sigma_mm)
+    cover *= plan.outline.film_fraction(x, y, sc.edge_sigma_mm)
+    cover *= plan.hole.film_fraction(x, y, sc.edge_sigma_mm)
+    light = _light_on_disc(plan, x, y, cover).reshape(n_rows, n_cols)
+    del x, y, cover
+    blur_px = s.psf_sigma_um * 1e-3 / math.sqrt(sc.px_row_mm * sc.px_col_mm)
+    opacity = _damage_opacity(plan.strokes, r0, r1, n_cols, blur_px)
+    if opacity is not None:        # dust blocks light; on a reflective scan it scatters it
+        light += (np.float32(0.0 if s.mode == "transmission" else 0.8) - light) * opacity
+    light *= sc.column_light[None, :]
+    light *= sc.row_gain[r0:r1, None]
+    _add_noise(light, plan, r0)
+    if s.output_gamma != 1.0:
+        np.maximum(light, 0, out=light)
+        light **= np.float32(1.0 / s.output_gamma)
+    image = _quantise(light, s.bits)
+    return image[:, ::-1] if s.mirrored else image
+
+
+def _render_into(plan: _Plan, sink: Callable[[int, np.ndarray], None], workers: int | None,
+                 progress: Callable[[float], None] | None) -> None:
+    """Render every block of rows and hand it to ``sink(first_row, block)``.
+
+    Blocks are rendered by ``workers`` threads (numpy and OpenCV release the GIL);
+    only ``workers`` blocks are alive at a time.
+    """
+    rows = plan.shape[0]
+
+    def job(r0):
+        r1 = min(rows, r0 + _TILE_ROWS)
+        sink(r0, _render_rows(plan, r0, r1))
+        return r1 - r0
+
+    starts = range(0, rows, _TILE_ROWS)
+    workers = max(1, workers or min(4, os.cpu_count() or 1))
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for n in pool.map(job, starts):
+            done += n
+            if progress is not None:
+                progress(done / rows)
+
+
+# =====================================================================================
+# The truth
+# =====================================================================================
+
+@dataclass(frozen=True, eq=False)
+class RenderTruth:
+    """What a rendered scan was made from, in the final image's coordinates.
+
+    Times are groove time (s from ``phi = 0``, the start of the cut); arrays at ``sr``
+    start there too, so audio sample ``i`` is groove sample ``audio_offset_samples + i``.
+
+    Attributes
+    ----------
+    sr : float
+        Sample rate (Hz) of ``audio``, ``velocity`` and ``displacement``.
+    audio : ndarray, shape (n,), float32
+        The input audio.
+    velocity : ndarray, shape (m,), float32
+        Lateral groove velocity (m/s) over the whole modulated groove (silences included).
+    displacement : ndarray, shape (m,), float32
+        Lateral displacement (m), positive outwards: the time integral of ``velocity``.
+        This is the groove as cut; the image shows it blurred along the groove by the PSF
+        and the pixel (see :class:`RenderSettings`).
+    audio_offset_samples : int
+        Groove sample of audio sample 0 (the silent lead-in).
+    rpm, dpi : float
+        Turntable speed and the *nominal* resolution written to the file.
+    px_mm : (float, float)
+        True (row, col) pixel sizes (mm).
+    image_shape : (int, int)
+    bits : int
+    mode, polarity : str
+        "transmission"/"dark" or "reflective"/"bright".
+    mirrored : bool
+    direction : int
+        +1 or -1: ``theta = theta_start + direction * phi`` (conventions.md).
+    centre_px : (float, float)
+        (row, col) of the spiral centre.
+    theta_start : float
+        Angle (rad) of the groove start, ``phi = 0``.
+    r_start_mm, r_end_mm : float
+        Undisplaced radius at ``phi = 0`` and at the end of the modulated groove.
+    pitch_mm : float
+        Nominal pitch (mm per turn).
+    n_turns : float
+        Turns of the modulated groove (lead-in silence to lead-out silence).
+    groove_width_mm : float
+    lead_in_turns, lead_in_pitch_mm, lead_out_turns : float
+    locked_groove_radius_mm : float or None
+    hole_centre_px, outline_centre_px : (float, float)
+        (row, col) of the hole's and the outline's centres.
+    hole_radius_mm : float
+    label_radius_mm : float or None
+    gaps : tuple of (float, float)
+        Groove-time intervals (s) where the groove cannot be seen (off the film, in the
+        hole, under an opaque patch, at a crack); ``gap_causes`` says which.
+    gap_causes : tuple of str
+    clicks : tuple of (float, float, str)
+        Groove-time intervals (s) where dust, a hair or a scratch lies on the groove.
+    dust_px : ndarray, shape (k, 3)
+        Dust specks: row, col, radius (px).
+    strokes_px : tuple of (str, ndarray, float)
+        Hairs and scratches: kind, (n, 2) row/col polyline, width (px).
+    crack : dict or None
+        Where the disc broke: ``point_px`` (row, col) on the crack, ``normal`` (d_row,
+        d_col) unit vector towards the moved piece, its ``shift_mm`` (d_row, d_col) and
+        ``rotation_rad`` (clockwise as displayed), and ``crossings_s``, groove times
+        where the groove crosses the crack.
+    row_offsets_px : ndarray, shape (rows,)
+        Slow-axis position error of every row (px): row ``i`` was really at ``i + offset``.
+    row_gain : ndarray, shape (rows,)
+    min_land_mm : float
+        Narrowest land between neighbouring turns; negative means the grooves overcut.
+    seed : int
+    settings : RenderSettings
+    spiral_phi_step : float
+    spiral_radius_mm : ndarray
+        Undisplaced radius ``R0`` at ``phi = k * spiral_phi_step`` (mm).
+    """
+
+    sr: float
+    audio: np.ndarray = field(repr=False)
+    velocity: np.ndarray = field(repr=False)
+    displacement: np.ndarray = field(repr=False)
+    audio_offset_samples: int
+    rpm: float
+    dpi: float
+    px_mm: tuple[float, float]
+    image_shape: tuple[int, int]
+    bits: int
+    mode: str
+    polarity: str
+    mirrored: bool
+    direction: int
+    centre_px: tuple[float, float]
+    theta_start: float
+    r_start_mm: float
+    r_end_mm: float
+    pitch_mm: float
+    n_turns: float
+    groove_width_mm: float
+    lead_in_turns: float
+    lead_in_pitch_mm: float
+    lead_out_turns: float
+    locked_groove_radius_mm: float | None
+    hole_centre_px: tuple[float, float]
+    hole_radius_mm: float
+    outline_centre_px: tuple[float, float]
+    label_radius_mm: float | None
+    gaps: tuple[tuple[float, float], ...]
+    gap_causes: tuple[str, ...]
+    clicks: tuple[tuple[float, float, str], ...]
+    dust_px: np.ndarray = field(repr=False)
+    strokes_px: tuple[tuple[str, np.ndarray, float], ...] = field(repr=False)
+    crack: dict | None
+    row_offsets_px: np.ndarray = field(repr=False)
+    row_gain: np.ndarray = field(repr=False)
+    min_land_mm: float
+    seed: int
+    settings: RenderSettings
+    spiral_phi_step: float
+    spiral_radius_mm: np.ndarray = field(repr=False)
+
+    # --- time and angle -----------------------------------------------------------
+    @property
+    def omega(self) -> float:
+        """Angular speed (rad/s)."""
+        return TWO_PI * self.rpm / 60.0
+
+    @property
+    def audio_offset_s(self) -> float:
+        """Groove time (s) of audio sample 0: the silent lead-in."""
+        return self.audio_offset_samples / self.sr
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the audio (s), silences excluded."""
+        return self.audio.size / self.sr
+
+    @property
+    def groove_duration_s(self) -> float:
+        """Length of the modulated groove (s): lead-in silence + audio + lead-out silence."""
+        return self.velocity.size / self.sr
+
+    def time_of_phi(self, phi):
+        """Groove time (s) at playing angle ``phi`` (rad)."""
+        return np.asarray(phi) / self.omega
+
+    def phi_of_time(self, t):
+        """Playing angle (rad) at groove time ``t`` (s)."""
+        return np.asarray(t) * self.omega
+
+    # --- geometry -----------------------------------------------------------------
+    def groove_radius_mm(self, phi, *, displaced: bool = True) -> np.ndarray:
+        """Radius (mm) of the groove centre at playing angle ``phi`` (rad).
+
+        ``displaced=False`` gives the unmodulated spiral ``R0``. The displacement is
+        linearly interpolated from ``displacement`` (error < 0.5 % below sr / 20).
+        """
+        phi = np.asarray(phi, dtype=np.float64)
+        radius = _lerp_uniform(self.spiral_radius_mm, 0.0, self.spiral_phi_step, phi)
+        if displaced:
+            t_samples = phi / self.omega * self.sr
+            radius = radius + 1e3 * np.interp(t_samples, np.arange(self.displacement.size),
+                                              self.displacement, left=0.0, right=0.0)
+        return radius
+
+    def groove_angle(self, phi) -> np.ndarray:
+        """Image angle ``theta`` (rad) of the groove at playing angle ``phi``."""
+        return self.theta_start + self.direction * np.asarray(phi, dtype=np.float64)
+
+    def groove_point_px(self, phi, *, displaced: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) of the groove centre at ``phi`` in the final image.
+
+        Ignores the row jitter (< 0.1 px by default) and a crack's displaced piece.
+        """
+        r = self.groove_radius_mm(phi, displaced=displaced)
+        theta = self.groove_angle(phi)
+        return (self.centre_px[0] + r * np.sin(theta) / self.px_mm[0],
+                self.centre_px[1] + r * np.cos(theta) / self.px_mm[1])
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (scalars and small lists; big arrays as their length)."""
+        skip = {"audio", "velocity", "displacement", "dust_px", "strokes_px", "row_offsets_px",
+                "row_gain", "spiral_radius_mm", "settings"}
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+        out.update(
+            audio_samples=int(self.audio.size), groove_samples=int(self.velocity.size),
+            audio_offset_s=self.audio_offset_s, duration_s=self.duration_s,
+            groove_duration_s=self.groove_duration_s,
+            peak_velocity_m_s=float(np.max(np.abs(self.velocity), initial=0.0)),
+            peak_displacement_um=float(1e6 * np.max(np.abs(self.displacement), initial=0.0)),
+            dust_count=int(len(self.dust_px)),
+            hair_count=sum(1 for k, *_ in self.strokes_px if k == "hair"),
+            scratch_count=sum(1 for k, *_ in self.strokes_px if k == "scratch"),
+            row_offset_rms_px=float(np.sqrt(np.mean(self.row_offsets_px ** 2))),
+            settings=_jsonable(asdict(self.settings)),
+        )
+        return out
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None      # strict JSON
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedScan:
+    """A rendered scan: ``image`` (2-D uint16 or uint8, rows x cols) and its ``truth``."""
+
+    image: np.ndarray
+    truth: RenderTruth
+
+
+# ---- measurements along the rendered groove, for the truth --------------------------
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open index ranges where ``mask`` is True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def _groove_path(plan: _Plan, step_mm: float = 0.05, block: int = 1 << 18):
+    """Yield ``(phi, x, y)`` blocks of points along the modulated groove, about
+    ``step_mm`` apart (disc frame, mm)."""
+    dphi = step_mm / float(plan.spiral.radius_mm[0])
+    total = int(plan.spiral.phi_end / dphi) + 1
+    for a in range(0, total, block):
+        phi = np.arange(a, min(total, a + block)) * dphi
+        r = plan.spiral.radius(phi) + plan.wiggle.at(phi)
+        theta = plan.theta_start_render - phi
+        yield phi, r * np.cos(theta), r * np.sin(theta)
+
+
+_GAP_CAUSES = ("", "outline", "hole", "opaque patch")
+
+
+def _find_gaps(plan: _Plan, omega: float):
+    """Groove-time intervals where the groove is off the film, in the hole, under an
+    opaque patch or at the crack; and the crack crossing times."""
+    sigma = plan.scanner.edge_sigma_mm
+    phis, causes, sides = [], [], []
+    for phi, x, y in _groove_path(plan):
+        cause = np.zeros(phi.size, np.int8)
+        cause[plan.film.sample(x, y)[2] > 0.5] = 3
+        cause[plan.hole.film_fraction(x, y, sigma) < 0.5] = 2
+        cause[plan.outline.film_fraction(x, y, sigma) < 0.5] = 1
+        phis.append(phi)
+        causes.append(cause)
+        if plan.crack is not None:
+            sides.append(plan.crack.edge_distance(x, y) > 0)
+    phi, cause = np.concatenate(phis), np.concatenate(causes)
+    gaps = [((phi[a] / omega, phi[b - 1] / omega), _GAP_CAUSES[cause[a]])
+            for a, b in _runs(cause > 0)]
+    crossings = []
+    if plan.crack is not None:
+        side = np.concatenate(sides)
+        half = math.hypot(*plan.crack.shift) + 0.05          # mm of groove spoiled each side
+        for i in np.flatnonzero(side[1:] != side[:-1]):
+            t = phi[i] / omega
+            dt = half / (omega * float(plan.spiral.radius(phi[i:i + 1])[0]))
+            crossings.append(float(t))
+            gaps.append(((t - dt, t + dt), "crack"))
+    gaps.sort()
+    return (tuple((float(a), float(b)) for (a, b), _ in gaps),
+            tuple(c for _, c in gaps), tuple(crossings))
+
+
+def _stroke_samples(st: _Stroke, spacing_px: float) -> np.ndarray:
+    """Points along a stroke no more than ``spacing_px`` apart (row, col)."""
+    pts = st.points_px
+    if len(pts) == 1:
+        return pts
+    out = [pts[:1]]
+    for a, b in zip(pts[:-1], pts[1:]):
+        n = max(1, int(math.ceil(np.hypot(*(b - a)) / spacing_px)))
+        out.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
+    return np.concatenate(out)
+
+
+def _find_clicks(plan: _Plan, omega: float) -> tuple[tuple[float, float, str], ...]:
+    """Groove-time intervals where dust, hairs or scratches lie on the groove."""
+    sc = plan.scanner
+    px = math.sqrt(sc.px_row_mm * sc.px_col_mm)
+    clicks = []
+    for st in plan.strokes:
+        pts = _stroke_samples(st, max(0.5, min(st.width_px / 2, 0.01 / px)))
+        x = pts[:, 1] * sc.px_col_mm - plan.centre_mm[1]
+        y = pts[:, 0] * sc.px_row_mm - plan.centre_mm[0]
+        if plan.crack is not None:
+            x, y, _ = plan.crack.to_disc(x, y, sc.edge_sigma_mm)
+        reach = 0.5 * st.width_px * px + 0.5 * plan.s.groove_width_mm
+        r = np.hypot(x, y)
+        phis = [phi[np.abs(u) < reach] for phi, u in _nearest_turns(plan, x, y, r)]
+        phis = np.sort(np.concatenate(phis))
+        phis = phis[phis <= plan.spiral.phi_end]
+        if phis.size == 0:
+            continue
+        pad = 0.5 * st.width_px * px / (omega * float(plan.spiral.radius(phis[:1])[0]))
+        breaks = np.flatnonzero(np.diff(phis) > 1e-3 * omega) + 1     # 1 ms apart: new click
+        for group in np.split(phis, breaks):
+            clicks.append((float(group[0] / omega - pad), float(group[-1] / omega + pad), st.kind))
+    return tuple(sorted(clicks))
+
+
+def _min_land_mm(plan: _Plan, cut: _Cut, sr: float, omega: float) -> float:
+    """Narrowest land (mm) between a turn and the next one inside it, over the groove."""
+    per_turn = int(round(TWO_PI / omega * sr))
+    n = cut.displacement.size - per_turn
+    width = plan.s.groove_width_mm
+    if n <= 0:
+        return float("inf")
+    smallest = float("inf")
+    for a in range(0, n, 1 << 20):
+        k = np.arange(a, min(n, a + (1 << 20)))
+        phi = k / sr * omega
+        outer = plan.spiral.radius(phi) + 1e3 * cut.displacement[k]
+        inner = plan.spiral.radius(phi + TWO_PI) + 1e3 * cut.displacement[k + per_turn]
+        smallest = min(smallest, float(np.min(outer - inner)) - width)
+    return smallest
+
+
+def _make_truth(plan: _Plan, cut: _Cut, audio: np.ndarray, sr: float) -> RenderTruth:
+    s, sc = plan.s, plan.scanner
+    omega = TWO_PI * s.rpm / 60.0
+    rows, cols = plan.shape
+
+    def final_px(x_mm, y_mm):
+        """Disc-frame point (mm) -> (row, col) of the final image."""
+        x_mm, y_mm = np.asarray(x_mm, float), np.asarray(y_mm, float)
+        if plan.crack is not None:
+            x_mm, y_mm = plan.crack.to_image(x_mm, y_mm)
+        col = (x_mm + plan.centre_mm[1]) / sc.px_col_mm
+        return (float((y_mm + plan.centre_mm[0]) / sc.px_row_mm),
+                float(cols - 1 - col if s.mirrored else col))
+
+    flip = -1.0 if s.mirrored else 1.0
+
+    def final_cols(c):
+        return cols - 1 - c if s.mirrored else c
+
+    gaps, causes, crossings = _find_gaps(plan, omega)
+    crack = None
+    if plan.crack is not None:
+        ck = plan.crack
+        crack = dict(
+            point_px=final_px(*ck.point),
+            normal=(ck.normal[1], flip * ck.normal[0]),
+            shift_mm=(ck.shift[1], flip * ck.shift[0]),
+            rotation_rad=flip * ck.rotation,
+            crossings_s=crossings,
+        )
+    dust = [st for st in plan.strokes if st.kind == "dust"]
+    dust_px = np.array([[st.points_px[0, 0], final_cols(st.points_px[0, 1]), st.width_px / 2]
+                        for st in dust]).reshape(-1, 3)
+    strokes_px = tuple((st.kind, np.stack([st.points_px[:, 0], final_cols(st.points_px[:, 1])], 1),
+                        st.width_px) for st in plan.strokes if st.kind != "dust")
+    theta = plan.theta_start_render
+    theta_start = float(np.mod(math.pi - theta if s.mirrored else theta, TWO_PI))
+    return RenderTruth(
+        sr=sr, audio=audio, velocity=cut.velocity, displacement=cut.displacement,
+        audio_offset_samples=cut.offset_samples, rpm=float(s.rpm), dpi=float(s.dpi),
+        px_mm=(sc.px_row_mm, sc.px_col_mm), image_shape=plan.shape, bits=s.bits, mode=s.mode,
+        polarity=s.polarity, mirrored=s.mirrored, direction=1 if s.mirrored else -1,
+        centre_px=(plan.centre_mm[0] / sc.px_row_mm,
+                   float(final_cols(plan.centre_mm[1] / sc.px_col_mm))),
+        theta_start=theta_start, r_start_mm=float(plan.spiral.radius_mm[0]),
+        r_end_mm=float(plan.spiral.radius(np.array([plan.spiral.phi_end]))[0]),
+        pitch_mm=s.pitch_mm, n_turns=plan.spiral.phi_end / TWO_PI,
+        groove_width_mm=s.groove_width_mm, lead_in_turns=s.lead_in_turns,
+        lead_in_pitch_mm=s.lead_in_pitch_mm, lead_out_turns=s.lead_out_turns,
+        locked_groove_radius_mm=plan.spiral.locked_radius_mm,
+        hole_centre_px=final_px(*plan.hole.centre), hole_radius_mm=s.hole_radius_mm,
+        outline_centre_px=final_px(*plan.outline.centre), label_radius_mm=s.label_radius_mm,
+        gaps=gaps, gap_causes=causes, clicks=_find_clicks(plan, omega), dust_px=dust_px,
+        strokes_px=strokes_px, crack=crack, row_offsets_px=sc.row_offset_px,
+        row_gain=sc.row_gain, min_land_mm=_min_land_mm(plan, cut, sr, omega),
+        seed=plan.seed, settings=s, spiral_phi_step=plan.spiral.phi_step,
+        spiral_radius_mm=plan.spiral.radius_mm,
+    )
+
+
+# =====================================================================================
+# Public entry points
+# =====================================================================================
+
+def render_scan(audio: np.ndarray, *, sr: float, preset: str | None = None,
+                settings: RenderSettings | None = None, seed: int = 0,
+                workers: int | None = None, progress: Callable[[float], None] | None = None,
+                **options: Any) -> RenderedScan:
+    """Render a flatbed scan of a record cut from ``audio``, in memory.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (n,)
+        Mono audio, any scale (see ``level``).
+    sr : float
+        Sample rate of ``audio`` (Hz).
+    preset : str, optional
+        A key of :data:`PRESETS` ("bone", "bone_worn", "shellac78", "lp", "single45").
+    settings : RenderSettings, optional
+        Base settings (default: ``RenderSettings()``, a clean bone record).
+    seed : int
+        Seeds every random choice (film, outline, damage, noise): same seed, same image.
+    workers : int, optional
+        Threads rendering blocks of rows (default: up to 4).
+    progress : callable, optional
+        Called with the fraction of rows done.
+    **options
+        Any field of :class:`RenderSettings`, e.g. ``dpi=1200``, ``mirrored=True``.
+
+    Returns
+    -------
+    RenderedScan
+        ``image`` (rows x cols, uint16 or uint8) and ``truth`` (:class:`RenderTruth`).
+
+    Notes
+    -----
+    Peak memory is the image plus ~40 bytes per audio sample (the groove signal
+    upsampled x4 and the truth arrays) plus ~100 MB of working blocks. For full-size
+    scans prefer :func:`render_scan_to_file`, which keeps the image on disk.
+    """
+    s = resolve_settings(preset=preset, settings=settings, **options)
+    samples = _check_audio(audio, sr)
+    plan, cut = _build_plan(samples, sr, s, seed)
+    image = np.empty(plan.shape, plan.dtype)
+    _render_into(plan, _array_sink(image), workers, progress)
+    return RenderedScan(image, _make_truth(plan, cut, samples, sr))
+
+
+_PNG_MAX_PIXELS = 100_000_000
+
+
+def render_scan_to_file(path: str | os.PathLike, audio: np.ndarray, *, sr: float,
+                        preset: str | None = None, settings: RenderSettings | None = None,
+                        seed: int = 0, overwrite: bool = False, workers: int | None = None,
+                        progress: Callable[[float], None] | None = None,
+                        **options: Any) -> RenderTruth:
+    """Render a scan straight into a file: uncompressed TIFF (BigTIFF past 2 GB) or PNG.
+
+    The TIFF is created as a memory map and filled block by block, so memory stays
+    bounded (about 40 bytes per audio sample plus ~100 MB) whatever the image size. The
+    nominal ``dpi`` goes into XResolution/YResolution (ResolutionUnit inch), or the PNG
+    pHYs chunk. The file is written under a temporary name in the same folder and renamed
+    when complete. PNG is for small images (up to 100 Mpixel, rendered in memory).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output file, ``.tif``/``.tiff`` or ``.png``.
+    audio, sr, preset, settings, seed, workers, progress, **options
+        As :func:`render_scan`.
+    overwrite : bool
+        Replace an existing file (default: refuse).
+
+    Returns
+    -------
+    RenderTruth
+
+    Raises
+    ------
+    OutputError
+        The file exists (and not ``overwrite``), its folder is missing, or writing failed.
+    ParameterError
+        Unknown suffix, a PNG too large, or bad options.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".png"):
+        raise ParameterError(f"cannot write {path.name!r}: use a .tif, .tiff or .png name")
+    if not path.parent.is_dir():
+        raise OutputError(f"folder {str(path.parent)!r} does not exist; create it first")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+    s = resolve_settings(preset=preset, settings=settings, **options)
+    samples = _check_audio(audio, sr)
+    plan, cut = _build_plan(samples, sr, s, seed)
+    if suffix == ".png" and plan.shape[0] * plan.shape[1] > _PNG_MAX_PIXELS:
+        raise ParameterError(f"a {plan.shape[0]} x {plan.shape[1]} image is too large for PNG "
+                             "here; write a .tif instead")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if suffix == ".png":
+            _write_png(tmp, plan, workers, progress)
+        else:
+            _write_tiff(tmp, plan, workers, progress)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"could not write {str(path)!r}: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return _make_truth(plan, cut, samples, sr)
+
+
+def _array_sink(out: np.ndarray) -> Callable[[int, np.ndarray], None]:
+    def sink(r0: int, block: np.ndarray) -> None:
+        out[r0:r0 + block.shape[0]] = block
+    return sink
+
+
+def _write_tiff(tmp: Path, plan: _Plan, workers, progress) -> None:
+    """An uncompressed, contiguous TIFF: tifffile writes the header and reserves the
+    pixel data; the blocks go to their offsets with positional writes, so neither the
+    image nor a memory map of it is ever resident."""
+    import tifffile
+
+    dtype = np.dtype(plan.dtype)
+    row_bytes = plan.shape[1] * dtype.itemsize
+    offset, _ = tifffile.imwrite(
+        tmp, data=None, shape=plan.shape, dtype=dtype, returnoffset=True, byteorder="<",
+        bigtiff=plan.shape[0] * row_bytes > 2**31 - 2**24, photometric="minisblack",
+        resolution=(plan.s.dpi, plan.s.dpi), resolutionunit="INCH",
+        software="groovescan.synth", metadata=None,
+    )
+    with open(tmp, "r+b") as fh:
+        def sink(r0: int, block: np.ndarray) -> None:
+            data = np.ascontiguousarray(block, dtype=dtype.newbyteorder("<")).tobytes()
+            os.pwrite(fh.fileno(), data, offset + r0 * row_bytes)
+
+        _render_into(plan, sink, workers, progress)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_png(tmp: Path, plan: _Plan, workers, progress) -> None:
+    from PIL import Image
+
+    image = np.empty(plan.shape, plan.dtype)
+    _render_into(plan, _array_sink(image), workers, progress)
+    Image.fromarray(image).save(tmp, format="PNG", dpi=(plan.s.dpi, plan.s.dpi))
