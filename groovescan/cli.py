@@ -27,8 +27,12 @@ def _positive_float(text):
     return value
 
 
-def _check_output(path, force):
+def _check_output(path, force, allowed):
     """Fail before hours of work if the output cannot be written."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in allowed:
+        raise OutputError(f"cannot write {ext or 'a file without extension'} ({path}); "
+                          f"use one of: {', '.join(allowed)}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"output folder {folder} does not exist; create it or choose another -o")
@@ -40,7 +44,7 @@ def _cmd_decode(args):
     from .io import write_audio
     from .pipeline import decode
 
-    _check_output(args.output, args.force)
+    _check_output(args.output, args.force, (".wav", ".flac"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = decode(args.scan, rpm=args.rpm, sr=args.sample_rate, eq=args.eq, dpi=args.dpi,
@@ -52,7 +56,8 @@ def _cmd_decode(args):
         print(f"level           scaled by {gain_db:+.1f} dB to peak at -1 dBFS")
         print(f"wrote           {args.output} ({result.duration_s:.1f} s)")
     for w in caught:
-        print(f"groovescan: warning: {w.message}", file=sys.stderr)
+        if not issubclass(w.category, RuntimeWarning):      # numeric noise is not news
+            print(f"groovescan: warning: {w.message}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -74,7 +79,7 @@ def _cmd_render(args):
     from .io import read_audio
     from .synth import render_scan_to_file
 
-    _check_output(args.output, args.force)
+    _check_output(args.output, args.force, (".tif", ".tiff", ".png"))
     audio, sr = read_audio(args.audio)
     if args.duration:
         audio = audio[: int(args.duration * sr)]

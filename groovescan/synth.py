@@ -598,6 +598,17 @@ class _Spiral:
     def radius(self, phi: np.ndarray) -> np.ndarray:
         return _lerp_uniform(self.radius_mm, 0.0, self.phi_step, phi)
 
+    def radius_on_turn(self, cell: np.ndarray, frac: np.ndarray, turn: np.ndarray) -> np.ndarray:
+        """``R0(phi_frac + 2 pi turn)`` for ``phi_frac = (cell + frac) * phi_step``.
+
+        A turn is a whole number of table steps, so all turns at one angle share the
+        same cell fraction: each costs two reads instead of a full interpolation.
+        """
+        i = cell + turn * _SPIRAL_STEPS_PER_TURN
+        np.clip(i, 0, self.radius_mm.size - 2, out=i)
+        low = self.radius_mm[i]
+        return low + (self.radius_mm[i + 1] - low) * frac
+
     def phi_estimate(self, r: np.ndarray) -> np.ndarray:
         return _lerp_uniform(self.inverse_phi, self.inverse_r0_mm, self.inverse_step_mm, r)
 
@@ -1339,14 +1350,18 @@ def _nearest_turns(plan: _Plan, x: np.ndarray, y: np.ndarray, r: np.ndarray):
     positive outwards; ``_FAR_MM`` where that turn was never cut. Three turns cover any
     groove within 1.5 pitches, more than a groove's reach even with heavy modulation.
     """
+    spiral = plan.spiral
     theta = np.arctan2(y, x)
     phi_frac = np.mod(plan.theta_start_render - theta, TWO_PI)     # direction -1
-    turn = np.rint((plan.spiral.phi_estimate(r) - phi_frac) * (1.0 / TWO_PI))
-    base = phi_frac + TWO_PI * turn
-    for dk in (-1.0, 0.0, 1.0):
-        phi = base + TWO_PI * dk
-        u = r - plan.spiral.radius(phi) - plan.wiggle.at(phi)
-        u[(phi < 0) | (phi > plan.spiral.phi_max)] = _FAR_MM
+    turn = np.rint((spiral.phi_estimate(r) - phi_frac) * (1.0 / TWO_PI)).astype(np.intp)
+    cell_pos = phi_frac * (1.0 / spiral.phi_step)
+    cell = cell_pos.astype(np.intp)
+    frac = cell_pos - cell
+    for dk in (-1, 0, 1):
+        k = turn + dk
+        phi = phi_frac + TWO_PI * k
+        u = r - spiral.radius_on_turn(cell, frac, k) - plan.wiggle.at(phi)
+        u[(phi < 0) | (phi > spiral.phi_max)] = _FAR_MM
         yield phi, u
 
 
@@ -1411,19 +1426,19 @@ def _light_on_disc(plan: _Plan, x: np.ndarray, y: np.ndarray, cover: np.ndarray)
 
 
 def _add_noise(signal_: np.ndarray, plan: _Plan, r0: int) -> None:
-    """Shot noise (std sqrt(signal / photons)) and read noise, in place. Each row draws
-    from its own seeded stream, so the image never depends on the block size."""
+    """Shot noise (variance ``signal / photons``) and read noise, in place, drawn as one
+    Gaussian of the summed variance. Each row draws from its own seeded stream, so the
+    image never depends on how rows are grouped into blocks."""
     s = plan.s
     if s.photons_full_scale is None and s.read_noise == 0:
         return
+    z = np.empty(signal_.shape)
     for k in range(signal_.shape[0]):
-        rng = np.random.default_rng([plan.seed, _NOISE_STREAM, r0 + k])
-        z = rng.standard_normal((2, signal_.shape[1]), dtype=np.float32)
-        row = signal_[k]
-        noise = z[1] * np.float32(s.read_noise)
-        if s.photons_full_scale is not None:
-            noise += np.sqrt(np.maximum(row, 0) * np.float32(1.0 / s.photons_full_scale)) * z[0]
-        row += noise
+        np.random.default_rng([plan.seed, _NOISE_STREAM, r0 + k]).standard_normal(out=z[k])
+    variance = np.full(signal_.shape, np.float32(s.read_noise ** 2))
+    if s.photons_full_scale is not None:
+        variance += np.maximum(signal_, 0) * np.float32(1.0 / s.photons_full_scale)
+    signal_ += np.sqrt(variance) * z.astype(np.float32)
 
 
 def _quantise(signal_: np.ndarray, bits: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
@@ -166,14 +166,14 @@ def test_injected_clicks_are_found(rms_px):
         [clicks.mask[a:b][np.abs(damaged[a:b] - clean[a:b]) > 0.1].all() for a, b, _ in events]
     )
     kinds = np.array([kind for *_, kind in events])
-    # Measured recall: 0.99 at both levels (impulses and steps 1.00); the few misses
-    # are bursts whose edge sample was moved by barely more than 0.1 px.
+    # Measured recall: 0.98 (0.2 px) and 0.97 (2 px), impulses and steps 1.00; the few
+    # misses are bursts whose edge sample was moved by barely more than 0.1 px.
     assert found.mean() >= 0.95
     assert found[kinds == "impulse"].all() and found[kinds == "step"].all()
     # False regions (touching no injected sample): measured 0; allow 2 in 5 s.
     false_regions = sum(not truth[a:b].any() for a, b in clicks.regions)
     assert false_regions <= 2
-    # Flagged samples against injected ones: measured 1.39x (0.2 px) and 1.23x (2 px) —
+    # Flagged samples against injected ones: measured 1.35x (0.2 px) and 1.19x (2 px) —
     # steps merged whole, a sample or two of margin. Bound 2x: every extra sample is
     # interpolated, and LSAR's error on it is small but not zero.
     assert clicks.mask.sum() <= 2 * truth.sum()
@@ -189,8 +189,8 @@ def test_step_is_covered_whole():
     assert clicks.n_clicks == 1
     start, stop = clicks.regions[0]
     assert start <= 20_000 and stop >= 20_020
-    # Tight: measured 19 995-20 025, 5 samples of margin each side (a step's edge looks,
-    # to the deconvolution, partly like impulses just outside it). Bound 6 each side.
+    # Tight: measured 19 996-20 025, 4-5 samples of margin each side (a step's edge
+    # looks, to the deconvolution, partly like impulses just outside it). Bound 6 each.
     assert stop - start <= 20 + 2 * 6
 
 
@@ -365,7 +365,7 @@ def test_declick_restores_the_audio(rms_px):
     after = snr_db(reference, audio_band(repaired))
     best = snr_db(reference, audio_band(oracle))
     # Measured (0.2 / 2 px): clicks pull the audio SNR down to -7.4 / 11.6 dB; declick
-    # restores 20.3 / 23.6 dB, within 2.3 dB of repairing exactly the injected samples
+    # restores 20.5 / 23.8 dB, within 2.1 dB of repairing exactly the injected samples
     # (22.1 / 25.9 dB: LSAR cannot recover the noise and the unpredictable part of the
     # music inside the gaps). Bounds: +10 dB at least, and within 3 dB of that oracle.
     assert after > before + 10
@@ -550,7 +550,7 @@ def test_bad_input_raises_a_helpful_value_error(call):
 # --------------------------------------------------------------------------------------
 # Properties
 # --------------------------------------------------------------------------------------
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.booleans(), min_size=0, max_size=200))
 def test_regions_round_trip(bits):
     mask = np.array(bits, dtype=bool)
@@ -560,18 +560,21 @@ def test_regions_round_trip(bits):
     assert np.all(regions[1:, 0] > regions[:-1, 1])  # separate, not touching
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.booleans(), min_size=300, max_size=300), st.integers(0, 2**32 - 1))
-def test_repair_is_finite_and_touches_only_masked_samples(bits, seed):
-    mask = np.array(bits, dtype=bool)
-    x = tone_mixture(300, np.random.default_rng(seed))
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.integers(50, 400))
+def test_repair_is_finite_and_touches_only_masked_samples(seed, density, n):
+    rng = np.random.default_rng(seed)
+    mask = rng.random(n) < density  # from isolated samples to almost everything lost
+    assume(not mask.all())  # all lost: warns, tested on its own above
+    x = tone_mixture(n, rng)
     out = repair_gaps(np.where(mask, np.nan, x), mask, ar_order=8, context=64, max_gap=40)
     np.testing.assert_array_equal(out[~mask], x[~mask])
-    if (~mask).any():
-        assert np.isfinite(out).all()
+    assert np.isfinite(out).all()
+    # Nothing runs away: interpolation, bridges and holds stay near the signal.
+    assert np.abs(out).max() <= 10 * np.abs(x).max()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     st.integers(0, 2**32 - 1),
     st.integers(2_000, 5_000),
@@ -582,8 +585,8 @@ def test_spikes_are_found_and_nothing_else(seed, n, spikes, evidence_at):
     """3 px spikes on a tone mixture with 0.01 noise: all found, no false region.
 
     Spikes within `ar_order` (24) samples of either end are exempt: there the
-    interpolation error is truncated and less sensitive (documented). Evidence near an
-    end once produced a false region; the localisation now models the missing rows.
+    interpolation error is truncated and less sensitive (documented). Checked with 600
+    random examples while developing; 25 fixed (derandomized) ones run here.
     """
     rng = np.random.default_rng(seed)
     x = tone_mixture(n, rng) + 0.01 * rng.standard_normal(n)
