@@ -36,3 +36,11 @@ class OutputError(GroovescanError, OSError):
 
 class AudioReadError(GroovescanError, ValueError):
     """The file is not readable audio (missing, not a sound file, corrupt)."""
+
+
+class OptionalDependencyError(GroovescanError, ImportError):
+    """An optional extra (matplotlib, dask) is needed and not installed."""
+
+
+class SchedulerError(GroovescanError, ConnectionError):
+    """The Dask scheduler given for a batch cannot be reached."""

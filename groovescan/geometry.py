@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy import ndimage, stats
-from skimage import filters, measure
+from scipy import ndimage
 
 from .errors import NoGrooveError
-from .sampling import block_reduce_mean, sample
+from .sampling import sample
 
 __all__ = ["DiscGeometry", "find_geometry"]
 
@@ -96,59 +95,91 @@ class _Coarse:
     factor: int
 
 
-def _texture_overview(image, px_mm, factor):
-    """Block means of groove-band energy relative to local brightness (dimensionless)."""
-    s_fine = max(0.6, 0.015 / px_mm)      # removes pixel noise, keeps 0.1 mm walls
-    s_wide = max(2.0, 0.2 / px_mm)        # local brightness: wider than a pitch
+def _orientation_overview(image, px_mm, factor):
+    """Block means of the structure tensor of groove-scale detail, (3, H/f, W/f).
 
-    def contrast(block):
-        fine = cv2.GaussianBlur(block, (0, 0), s_fine)
-        wide = cv2.GaussianBlur(block, (0, 0), s_wide)
-        return (fine - wide) ** 2 / (wide * wide + 1e-6 * float(block.max() or 1) ** 2)
+    The image is band-passed to the scale of grooves (finer than the X-ray picture,
+    coarser than pixel noise) relative to the local brightness, so film density
+    cancels; the tensor's components (row-row, row-col, col-col gradient products)
+    are averaged over ``factor`` x ``factor`` blocks. Read in strips with a margin.
+    """
+    s_fine = max(0.8, 0.02 / px_mm)
+    s_wide = max(2.5, 0.15 / px_mm)
+    margin = int(3 * s_wide) + 1
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    tensor = np.zeros((3, height, width), np.float32)
+    blocks_per_strip = max(1, (1 << 22) // max(image.shape[1], 1) // factor)
+    for i in range(0, height, blocks_per_strip):
+        j = min(height, i + blocks_per_strip)
+        r0, r1 = max(i * factor - margin, 0), min(j * factor + margin, image.shape[0])
+        strip = np.asarray(image[r0:r1, :width * factor], dtype=np.float32)
+        wide = cv2.GaussianBlur(strip, (0, 0), s_wide)
+        band = cv2.GaussianBlur(strip, (0, 0), s_fine) - wide
+        band /= np.maximum(wide, 1e-3 * float(wide.max() or 1.0))
+        g_row = cv2.Sobel(band, cv2.CV_32F, 0, 1, ksize=3)
+        g_col = cv2.Sobel(band, cv2.CV_32F, 1, 0, ksize=3)
+        keep = slice(i * factor - r0, j * factor - r0)
+        for k, product in enumerate((g_row * g_row, g_row * g_col, g_col * g_col)):
+            tensor[k, i:j] = product[keep].reshape(j - i, factor, width, factor).mean(axis=(1, 3))
+    return tensor
 
-    return block_reduce_mean(image, factor, transform=contrast)
+
+def _fit_centre_to_normals(points, normals, weights, n_iter=8):
+    """Least-squares point closest to all lines ``points + s * normals`` (IRLS, Cauchy)."""
+    tangents = np.stack([normals[:, 1], -normals[:, 0]], axis=1)
+    rhs = np.sum(points * tangents, axis=1)
+    w = weights.copy()
+    centre = np.zeros(2)
+    for _ in range(n_iter):
+        a = tangents * w[:, None]
+        centre = np.linalg.solve(a.T @ tangents + 1e-9 * np.eye(2), a.T @ rhs)
+        resid = tangents @ centre - rhs
+        scale = max(1.4826 * np.median(np.abs(resid)), 1.0)
+        w = weights / (1.0 + (resid / (2 * scale)) ** 2)
+    return centre
 
 
 def _coarse_geometry(image, px_mm) -> _Coarse:
+    """Centre and annulus from the orientation of groove texture in blocks.
+
+    Grooves are concentric: in every grooved block the gradient points at the spiral
+    centre, whatever the outline, the hole or the X-ray picture. The centre is the
+    robust least-squares meeting point of those normals; the annulus is the range of
+    radii where blocks are both strongly oriented and oriented radially.
+    """
     factor = max(1, int(round(0.4 / px_mm)))
-    texture = _texture_overview(image, px_mm, factor)
-    if texture.size < 100 or not np.isfinite(texture).all():
+    tensor = _orientation_overview(image, px_mm, factor)
+    if tensor.shape[1] * tensor.shape[2] < 100:
         raise NoGrooveError("the image is too small to hold a record groove; check the file and --dpi")
-    logt = np.log10(texture + 1e-12)
-    try:
-        level = filters.threshold_otsu(logt)
-    except ValueError:
-        raise NoGrooveError("the image is blank: no groove texture found") from None
-    grooved = ndimage.binary_opening(logt > level, iterations=1)
-    labels, n = ndimage.label(ndimage.binary_fill_holes(ndimage.binary_closing(grooved, iterations=2)))
+    j_rr, j_rc, j_cc = tensor.astype(np.float64)
+    energy = j_rr + j_cc
+    coherence = np.sqrt((j_cc - j_rr) ** 2 + 4 * j_rc**2) / np.maximum(energy, 1e-30)
+    angle = 0.5 * np.arctan2(2 * j_rc, j_cc - j_rr)           # gradient direction, x = col
+    strong = energy > 0.05 * np.percentile(energy, 99)
+    oriented = (coherence > 0.5) & strong
+    if oriented.sum() < 20:
+        raise NoGrooveError("no groove texture found in the scan; is this a record scan (check --dpi)?")
+    rows, cols = np.nonzero(oriented)
+    points = np.stack([rows, cols], axis=1).astype(np.float64)
+    normals = np.stack([np.sin(angle[oriented]), np.cos(angle[oriented])], axis=1)
+    centre_blocks = _fit_centre_to_normals(points, normals, coherence[oriented] ** 2)
+    # annulus: rings of blocks where most blocks are grooves facing the centre
+    rr, cc = np.indices(coherence.shape)
+    d_row, d_col = rr - centre_blocks[0], cc - centre_blocks[1]
+    radius = np.hypot(d_row, d_col)
+    radial = np.abs(np.sin(angle) * d_row + np.cos(angle) * d_col) / np.maximum(radius, 1e-9)
+    grooved = oriented & (radial > 0.95)
+    ring = radius.astype(int).ravel()
+    frac = np.bincount(ring, grooved.ravel()) / np.maximum(np.bincount(ring), 1)
+    labels, n = ndimage.label(ndimage.binary_closing(frac > 0.4, iterations=2))
     if n == 0:
-        raise NoGrooveError("no grooved area found in the scan; is this a record scan?")
-    largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
-    contours = measure.find_contours(largest.astype(np.float32), 0.5)
-    edge = max(contours, key=len)
-    if len(edge) < 20:
-        raise NoGrooveError("the grooved area is too small to be a record; check --dpi")
-    model, inliers = measure.ransac(edge, measure.CircleModel, min_samples=3,
-                                    residual_threshold=2.0, max_trials=500,
-                                    rng=np.random.default_rng(0))
-    if model is None or inliers.sum() < 0.3 * len(edge):
-        raise NoGrooveError("the grooved area is not round: no spiral groove found")
-    cy, cx = model.center
-    centre_px = ((cy + 0.5) * factor - 0.5, (cx + 0.5) * factor - 0.5)
-    # annulus: radii where most angles show groove texture
-    rr, cc = np.indices(grooved.shape)
-    radius = np.hypot(rr - cy, cc - cx).astype(int)
-    frac = np.bincount(radius.ravel(), grooved.ravel()) / np.maximum(np.bincount(radius.ravel()), 1)
-    rows = np.flatnonzero(frac > 0.5)
-    if rows.size < 3:
-        raise NoGrooveError("no groove annulus found around the fitted centre")
-    r_outer = (rows.max() + 0.5) * factor * px_mm
-    # the inner edge: the first radius, going in from outside, where texture stops
-    inner = rows.max()
-    while inner - 1 >= 0 and frac[inner - 1] > 0.3:
-        inner -= 1
-    r_inner = inner * factor * px_mm
-    return _Coarse(centre_px, r_inner, r_outer, texture, factor)
+        raise NoGrooveError("no ring of grooves found around a common centre; is this a record scan?")
+    weight = np.bincount(labels, frac)[1:]
+    run = np.flatnonzero(labels == np.argmax(weight) + 1)
+    centre_px = ((centre_blocks[0] + 0.5) * factor - 0.5, (centre_blocks[1] + 0.5) * factor - 0.5)
+    r_inner = max(run[0] - 0.5, 0) * factor * px_mm
+    r_outer = (run[-1] + 1.0) * factor * px_mm
+    return _Coarse(centre_px, r_inner, r_outer, coherence.astype(np.float32), factor)
 
 
 # ----------------------------------------------------------------------------- fine
@@ -397,11 +428,12 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
     if abs(coh_dark - coh_bright) > 0.1:
         pick = results[0] if coh_dark > coh_bright else results[1]
     else:
-        # too quiet to tell by motion: the walls are the narrow, extreme feature of the
-        # period (dark in transmission, bright in most reflective scans), so the sign of
-        # the profile's skew says which way round the contrast is
-        skew = stats.skew(results[0][3])
-        pick = results[0] if skew < 0 else results[1]
+        # too quiet to tell by motion: the land is a flat plateau, the groove has walls
+        # and a bottom, so the groove centre is the candidate with more structure nearby
+        def central_spread(profile):
+            v = np.arange(profile.size) - (profile.size - 1) / 2
+            return np.std(profile[np.abs(v) <= 0.2 * profile.size])
+        pick = max(results, key=lambda res: central_spread(res[3]))
     offset, profile = pick[2], pick[3]
     # name the polarity from what was chosen: are the walls darker than the land?
     v = np.arange(profile.size) - (profile.size - 1) / 2

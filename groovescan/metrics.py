@@ -145,7 +145,7 @@ class Comparison:
     sr : float
         Sample rate (Hz).
     status : str
-        ``"ok"``, ``"partial"`` (less than half of the non-silent windows matched) or
+        ``"ok"``, ``"partial"`` (less than 80 % of the non-silent windows matched) or
         ``"no-alignment"`` (no match found anywhere; the SNR is then computed without
         alignment and ``delay_s``, ``speed_error`` and the wow are NaN).
     """
@@ -383,6 +383,12 @@ _LOCK_SIGMAS = 5.0           # a match must beat chance correlation by this many
 _LOCK_RELATIVE = 0.25        # ... and reach this fraction of the typical correlation
 _WIDE_SIGMAS = 7.0           # a re-acquired lag (searched over seconds) likewise
 _WIDE_RELATIVE = 0.5         # ... and must reach this fraction of the typical correlation
+# Tones and chords have so few degrees of freedom that chance correlation is high and
+# the sigma rules above could never be met; a correlation this high always counts:
+_SURE_MATCH = 0.7            # ... for a seed or a jump
+_SURE_LOCK = 0.5             # ... for holding on to a lag
+_TIE = 0.01                  # peaks this close to the best are ties: take the simplest
+_MIN_MATCHED = 0.8           # below this fraction of loud windows matched: "partial"
 _MIN_PIECE_WINDOWS = 3       # shorter stretches are treated as spurious
 _SILENT_DB = -40.0           # windows this far below the loud ones carry no lag
 _REFINE_ITERATIONS = 4       # Gauss-Newton steps per window
@@ -477,6 +483,12 @@ def compare(
        where both fit (a repeated turn), the earlier piece is kept, so a repeat is
        reported where the decode goes back.
 
+    A reference must pin the timebase down: noise and music do. A tone or chord
+    repeats every period (ties go to the lag nearest the prediction, so a decode
+    compared with itself is not shifted), and for a logarithmic sweep a delay is
+    indistinguishable from a speed error: compare sweeps with a small
+    ``max_speed_error``, or use :func:`frequency_response`, which does not mind.
+
     The wide-band decode is then warped onto the reference timebase by quintic-spline
     interpolation of an oversampled copy (error < -90 dB) and band-limited there, so
     that the band filter treats both signals alike whatever the speed error; the gain
@@ -555,7 +567,8 @@ class _Sampler:
 
     def inside(self, t_s) -> np.ndarray:
         t_s = np.asarray(t_s)
-        return (t_s >= 0) & (t_s <= self.duration_s)
+        tolerance = 1e-6 / self.rate  # the last sample must not be lost to rounding
+        return (t_s >= -tolerance) & (t_s <= self.duration_s + tolerance)
 
     def __call__(self, t_s) -> np.ndarray:
         t_s = np.asarray(t_s, dtype=np.float64)
@@ -617,9 +630,21 @@ def _local_peak(window, dec: _Sampler, *, rate, centre_s, lag_s, slope, radius_s
     sliding = energy[m:] - energy[:-m]
     denom = np.sqrt(np.maximum(sliding, 0.0) * np.dot(window, window))
     rho = np.divide(c, denom, out=np.zeros_like(c), where=denom > 1e-12 * denom.max() + 1e-300)
-    k = int(np.argmax(np.abs(rho)))
+    k = _nearest_best_peak(np.abs(rho), k_max)
     offset = k + _parabolic_offset(np.abs(rho), k) - k_max
     return _Peak(lag_s=lag_s + scale * offset / rate, rho=float(rho[k]))
+
+
+def _nearest_best_peak(a, centre) -> int:
+    """Index of the local maximum of ``a`` nearest ``centre`` among those within
+    ``_TIE`` of the highest. Periodic signals (tones, chords) correlate almost equally
+    at every period; the prediction, not a rounding error, should pick one."""
+    top = a.max()
+    is_peak = np.r_[a[0] >= a[1], (a[1:-1] >= a[:-2]) & (a[1:-1] >= a[2:]), a[-1] >= a[-2]]
+    candidates = np.flatnonzero(is_peak & (a >= (1 - _TIE) * top))
+    if candidates.size == 0:
+        return int(np.argmax(a))
+    return int(candidates[np.argmin(np.abs(candidates - centre))])
 
 
 def _parabolic_offset(y, k) -> float:
@@ -647,17 +672,23 @@ def _find_seed(ref_band, dec_band, *, sr, band, max_delay_s, max_speed_error) ->
     slopes = _slope_grid(max_speed_error, resolution)
     # Trust a peak only well above chance; a line spectrum (few tones) has a lower
     # statistical bandwidth, so a higher chance level, than noise.
-    needed = _SEED_SIGMAS * _chance_rho(ref, rate=rate, band=seed_band, duration_s=chunk / rate)
+    needed = min(_SURE_MATCH,
+                 _SEED_SIGMAS * _chance_rho(ref, rate=rate, band=seed_band, duration_s=chunk / rate))
     best = None
     for start in _loudest_chunks(ref, chunk, _SEED_CANDIDATES):
         window = ref[start:start + chunk]
         centre_s = (start + (chunk - 1) / 2) / rate
-        for slope in slopes:
-            # Centre the search on a zero delay at t = 0 for this speed.
-            peak = _local_peak(window, dec, rate=rate, centre_s=centre_s, lag_s=slope * centre_s,
-                               slope=slope, radius_s=max_delay_s)
-            if best is None or abs(peak.rho) > abs(best.rho):
-                best = _Seed(time_s=centre_s, lag_s=peak.lag_s, slope=slope, rho=peak.rho)
+        # Centre each search on a zero delay at t = 0 for its speed.
+        seeds = [_Seed(time_s=centre_s, lag_s=peak.lag_s, slope=slope, rho=peak.rho)
+                 for slope in slopes
+                 for peak in [_local_peak(window, dec, rate=rate, centre_s=centre_s,
+                                          lag_s=slope * centre_s, slope=slope,
+                                          radius_s=max_delay_s)]]
+        top = max(abs(sd.rho) for sd in seeds)
+        # Ties (periodic signals) go to the smallest speed error: slopes are in that order.
+        chunk_best = next(sd for sd in seeds if abs(sd.rho) >= (1 - _TIE) * top)
+        if best is None or abs(chunk_best.rho) > abs(best.rho):
+            best = chunk_best
         if abs(best.rho) >= (1 + needed) / 2:
             break  # unambiguous: the other chunks would only confirm it
     if best is None or abs(best.rho) < needed:
@@ -678,9 +709,10 @@ def _slope_grid(max_speed_error, resolution) -> np.ndarray:
     """Lag slopes d(lag)/dt of decodes between 1/(1+e) and 1/(1-e) times as long."""
     lo = 1 / (1 + max_speed_error) - 1
     hi = 1 / (1 - max_speed_error) - 1
-    n = max(1, int(np.ceil((hi - lo) / resolution)))
-    grid = np.linspace(lo, hi, n + 1)
-    return grid[np.argsort(np.abs(grid))]  # zero first: ties go to "no speed error"
+    # Steps out from exactly zero, which comes first: ties go to "no speed error".
+    grid = np.r_[np.arange(0.0, hi + resolution / 2, resolution),
+                 -np.arange(resolution, -lo + resolution / 2, resolution)]
+    return grid[np.argsort(np.abs(grid), kind="stable")]
 
 
 def _loudest_chunks(x, chunk, count):
@@ -769,21 +801,21 @@ class _Follower:
             slope = self._slope(history, slope)
 
     def _threshold(self, typical):
-        floor = _LOCK_SIGMAS * self.chance_rho
+        floor = min(_SURE_LOCK, _LOCK_SIGMAS * self.chance_rho)
         return max(floor, _LOCK_RELATIVE * float(np.median(typical))) if typical else floor
 
     def _accept(self, j, peak: _Peak, piece):
         self.lag[j], self.rho[j], self.locked[j], self.piece[j] = peak.lag_s, abs(peak.rho), True, piece
 
-    def wide_threshold(self, typical):
+    def _wide_threshold(self, typical):
         """Searching seconds of lags tries many more chances: ask for more."""
-        floor = _WIDE_SIGMAS * self.chance_rho
+        floor = min(_SURE_MATCH, _WIDE_SIGMAS * self.chance_rho)
         return max(floor, _WIDE_RELATIVE * float(np.median(typical))) if typical else floor
 
     def _reacquire(self, j, ahead, predicted, slope, threshold, typical) -> _Peak | None:
         """A wide search for a new lag, kept only if the next loud window agrees."""
         wide = self.peak(j, predicted, slope, self.max_jump_s)
-        if abs(wide.rho) < max(threshold, self.wide_threshold(typical)):
+        if abs(wide.rho) < max(threshold, self._wide_threshold(typical)):
             return None
         if abs(wide.lag_s - predicted) <= _TRACK_RADIUS_S:
             return None  # the local search would have found it: just a weak window
@@ -1092,6 +1124,7 @@ def _best_split(ref_band, dec, *, sr, lo_s, hi_s, early, late, gain):
 
 def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_speed_error,
            window_s, wow_max_hz) -> _Alignment:
+    """Steps 2-5 of :func:`compare`: seed, track, refine and fit, join."""
     duration_s = ref_band.size / sr
     seed = _find_seed(ref_band, dec_band, sr=sr, band=band, max_delay_s=max_delay_s,
                       max_speed_error=max_speed_error)
@@ -1100,13 +1133,22 @@ def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_spee
         raw = _track(ref_band, dec_band, sr=sr, band=band, seed=seed, window_s=window_s,
                      max_jump_s=max_delay_s)
     if raw is None or not raw.locked.any():
-        warnings.warn("compare: no part of the decode matches the reference; SNR computed "
-                      "without alignment (check the band, max_delay_s, max_speed_error)",
+        warnings.warn("the decode matches the reference nowhere; SNR computed without "
+                      "alignment (check band, max_delay_s, max_speed_error)",
                       AlignmentWarning, stacklevel=3)
         return _unaligned(duration_s)
+    lag, weight, pieces, gain = _measure_and_fit(ref_band, dec, raw, sr=sr, band=band,
+                                                 duration_s=duration_s, window_s=window_s,
+                                                 wow_max_hz=wow_max_hz)
+    boundaries = _place_boundaries(ref_band, dec, pieces, sr=sr, gain=gain, window_s=window_s)
+    return _Alignment(tuple(pieces), boundaries, _lag_track(raw, lag, weight, pieces),
+                      _match_status(raw))
 
-    # Measure each window's lag precisely and fit; then measure again reading each
-    # window along the fitted curve (which follows wow inside it), and fit again.
+
+def _measure_and_fit(ref_band, dec, raw: _RawTrack, *, sr, band, duration_s, window_s,
+                     wow_max_hz):
+    """Measure each window's lag precisely and fit; then measure again reading each
+    window along the fitted curve (which follows wow inside it), and fit again."""
     fit = dict(duration_s=duration_s, window_s=window_s, knot_spacing_s=1 / (4 * wow_max_hz),
                tolerance_s=0.1 / band[1])
     refine = dict(sr=sr, window_s=window_s, limit_s=0.25 / band[1])
@@ -1117,22 +1159,27 @@ def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_spee
         lag, info, gain = _refine_lags(ref_band, dec, raw, start, _curve_shape(raw, pieces),
                                        **refine)
         pieces, weight = _fit_pieces(raw, lag, info, **fit)
-    boundaries = _place_boundaries(ref_band, dec, pieces, sr=sr, gain=gain, window_s=window_s)
+    return lag, weight, pieces, gain
 
+
+def _match_status(raw: _RawTrack) -> str:
     loud = ~raw.silent
     matched = np.count_nonzero(raw.locked & loud) / max(1, np.count_nonzero(loud))
-    status = "ok" if matched >= 0.5 else "partial"
-    if status != "ok":
-        warnings.warn(f"compare: only {matched:.0%} of the non-silent reference matched the "
-                      "decode", AlignmentWarning, stacklevel=3)
+    if matched >= _MIN_MATCHED:
+        return "ok"
+    warnings.warn(f"only {matched:.0%} of the non-silent reference matched the decode",
+                  AlignmentWarning, stacklevel=4)
+    return "partial"
+
+
+def _lag_track(raw: _RawTrack, lag, weight, pieces) -> LagTrack:
     fitted = np.full(raw.times_s.size, np.nan)
     for p, piece in enumerate(pieces):
         fitted[raw.piece == p] = piece(raw.times_s[raw.piece == p])
     top = weight.max() if weight.size and weight.max() > 0 else 1.0
-    track = LagTrack(times_s=raw.times_s, lag_s=np.where(raw.locked, lag, np.nan),
-                     confidence=np.where(raw.locked, raw.rho, 0.0), weight=weight / top,
-                     fitted_lag_s=fitted, piece=raw.piece)
-    return _Alignment(tuple(pieces), boundaries, track, status)
+    return LagTrack(times_s=raw.times_s, lag_s=np.where(raw.locked, lag, np.nan),
+                    confidence=np.where(raw.locked, raw.rho, 0.0), weight=weight / top,
+                    fitted_lag_s=fitted, piece=raw.piece)
 
 
 def _unaligned(duration_s) -> _Alignment:
@@ -1420,7 +1467,9 @@ def _fit_harmonics(y, t, f0, orders):
     for k in orders:
         columns += [np.cos(2 * np.pi * k * f0 * t), np.sin(2 * np.pi * k * f0 * t)]
     design = np.column_stack(columns)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    # Sinusoids at distinct harmonics are nearly orthogonal: the normal equations are
+    # well conditioned, and much faster than an SVD of the tall design matrix.
+    coef = np.linalg.solve(design.T @ design, design.T @ y)
     amplitudes = np.hypot(coef[0::2], coef[1::2])
     components = [design[:, 2 * i:2 * i + 2] @ coef[2 * i:2 * i + 2] for i in range(len(orders))]
     return amplitudes, components
@@ -1449,7 +1498,8 @@ def frequency_response(
     unfiltered, onto the reference timebase. The transfer function is the H1 estimate
     ``P_xy / P_xx`` (Welch; noise in the decode does not bias it), and each band
     reports the reference-power-weighted mean of ``|H|^2`` over its bins, in dB.
-    Any broadband reference works: noise, music, a sweep.
+    Any broadband reference works: noise, music, a sweep (for which the alignment may
+    trade a little delay for a little speed error, see :func:`compare`: harmless here).
 
     Parameters
     ----------
@@ -1541,6 +1591,10 @@ def _band_gains(x, y, *, sr, edges):
     narrowest = np.min(edges[:, 1] - edges[:, 0])
     nperseg = int(2 ** np.ceil(np.log2(sr / (narrowest / 4))))
     nperseg = int(min(nperseg, 2 ** np.floor(np.log2(max(x.size // 4, 16)))))
+    # Zero-pad both ends so that every sample lies in some segment: Welch drops a
+    # partial last segment, which would lose the top of a sweep.
+    pad = np.zeros(nperseg)
+    x, y = np.r_[pad[:nperseg // 2], x, pad], np.r_[pad[:nperseg // 2], y, pad]
     f, pxy = sps.csd(x, y, fs=sr, nperseg=nperseg)
     _, pxx = sps.welch(x, fs=sr, nperseg=nperseg)
     _, pyy = sps.welch(y, fs=sr, nperseg=nperseg)

@@ -297,6 +297,30 @@ def test_compare_keeps_clicks_in_the_error():
     assert c.wow_percent < 0.005
 
 
+def test_compare_flags_a_decode_that_lost_the_groove():
+    reference = white(23, 8.0)
+    decoded = reference.copy()
+    decoded[2 * SR:6 * SR] = white(24, 4.0)  # half of it is garbage
+    with pytest.warns(AlignmentWarning):
+        c = compare(decoded, reference, sr=SR)
+    assert c.status == "partial"
+    # Half the decode carries the reference: gain 1/2; the error is (1/2)^2 of the
+    # good half plus garbage + (1/2)^2 of the bad half, about 6 times the signal.
+    assert c.gain == pytest.approx(0.5, abs=0.05)
+    assert c.snr_db == pytest.approx(10 * np.log10(0.25 / (0.25 / 2 + 1.25 / 2)), abs=0.5)
+
+
+def test_compare_aligns_a_tonal_reference_without_shifting_it():
+    t = times()
+    chord = sum(np.sin(2 * np.pi * f * t + p) for f, p in [(220, 0), (277, 1), (330, 2), (440, 3)])
+    c = compare(chord, chord, sr=SR)
+    # A chord correlates with itself almost as well a period (or a near-repeat) away;
+    # the tie rule keeps the lag that needs no delay and no speed error.
+    assert c.status == "ok"
+    assert abs(c.delay_s) < 1e-9 and abs(c.speed_error) < 1e-9
+    assert c.snr_db > 100
+
+
 def test_compare_result_is_frozen_and_documented():
     x = white(17, 1.0)
     c = compare(x, x, sr=SR)
@@ -374,6 +398,18 @@ def test_frequency_response_of_a_first_order_lowpass():
     # the centre; the H1 estimate from 8 s of noise adds ~0.02 dB. The brief asks 0.5.
     assert np.max(np.abs(fr.gain_db[sel] - 20 * np.log10(np.abs(h[sel])))) < 0.1
     assert np.all(fr.coherence[sel] > 0.99)
+
+
+def test_frequency_response_from_a_sweep():
+    t = times(10.0)
+    sweep = sps.chirp(t, 20.0, t[-1], 7000.0, method="logarithmic")
+    b, a = sps.butter(1, 1000.0, fs=SR)
+    fr = frequency_response(sps.lfilter(b, a, sweep), sweep, sr=SR)
+    _, h = sps.freqz(b, a, worN=fr.freqs_hz, fs=SR)
+    sel = (fr.freqs_hz >= 50) & (fr.freqs_hz <= 5000)
+    # A sweep visits each band once, briefly; a band's power-weighted mean of |H|^2
+    # then leans to where the sweep spent its time: 0.3 dB (the brief asks 0.5).
+    assert np.max(np.abs(fr.gain_db[sel] - 20 * np.log10(np.abs(h[sel])))) < 0.3
 
 
 def test_frequency_response_forgives_delay_and_speed_but_not_gain():
