@@ -91,6 +91,92 @@ def _cmd_render(args):
     return EXIT_OK
 
 
+def _print_warnings(caught):
+    for w in caught:
+        if not issubclass(w.category, RuntimeWarning):      # numeric noise is not news
+            print(f"groovescan: warning: {w.message}", file=sys.stderr)
+
+
+def _cmd_inspect(args):
+    from .io import load_scan
+    from .pipeline import decode
+    from .plot import FIGURE_FORMATS, inspect_figure, require_matplotlib, save_figure
+
+    require_matplotlib()                    # before minutes of decoding, not after
+    _check_output(args.output, args.force, FIGURE_FORMATS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = load_scan(args.scan, dpi=args.dpi)
+        result = decode(scan, rpm=args.rpm, progress=not args.quiet)
+        figure = inspect_figure(scan, result)
+        save_figure(figure, args.output, overwrite=args.force)
+    if not args.quiet:
+        print(result.report.summary())
+        print(f"wrote           {args.output}")
+    _print_warnings(caught)
+    return EXIT_OK
+
+
+def _cmd_batch(args):
+    from .batch import batch_decode
+
+    options = dict(rpm=args.rpm, sr=args.sample_rate, eq=args.eq, declick=not args.no_declick)
+    if args.dpi is not None:
+        options["dpi"] = args.dpi
+    summary = batch_decode(args.scans_dir, args.output, workers=args.workers, overwrite=args.force,
+                           scheduler=args.scheduler, progress=not args.quiet,
+                           subtype=_SUBTYPES[args.format], **options)
+    for outcome in summary.failed:
+        print(f"groovescan: failed: {os.path.basename(outcome.scan)}: {outcome.message}", file=sys.stderr)
+    if not args.quiet:
+        print(summary.summary())
+    return EXIT_OK if summary.ok else EXIT_INTERNAL
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _add_inspect_parser(sub):
+    p = sub.add_parser("inspect", help="decode a scan and save a diagnostic report page (needs matplotlib)")
+    p.add_argument("scan", help="scan image (TIFF or PNG)")
+    p.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf or .svg)")
+    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
+    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or report")
+    p.set_defaults(func=_cmd_inspect)
+
+
+def _add_batch_parser(sub):
+    p = sub.add_parser("batch", help="decode every scan in a folder (WAV + JSON sidecar each); "
+                       "exit status 1 if any scan failed")
+    p.add_argument("scans_dir", metavar="SCANS_DIR", help="folder of scans (.tif, .tiff, .png)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="folder for NAME.wav and NAME.json (created if missing)")
+    p.add_argument("--workers", type=_positive_int, help="processes decoding at once (default: one per CPU)")
+    p.add_argument("--force", action="store_true", help="decode again scans already done")
+    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
+    p.add_argument("--eq", default="flat", help="playback curve: flat, riaa, nab, aes, columbia78, decca78, "
+                   "emi78, blumlein, 500flat, rca_old, ccir78 (default flat)")
+    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides every file's metadata")
+    p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
+                   help="sample format: float (default), 16 or 24 bit")
+    p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster, e.g. tcp://host:8786 (needs groovescan[dask]; "
+                   "workers must see the same folders)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
+    p.set_defaults(func=_cmd_batch)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="groovescan", description="Play records from flatbed scans.")
     parser.add_argument("--version", action="version", version=f"groovescan {__version__}")
@@ -122,6 +208,8 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
+    _add_inspect_parser(sub)
+    _add_batch_parser(sub)
     return parser
 
 

@@ -85,9 +85,11 @@ def wall_noise_psd(result, *, nperseg=None, band=None) -> NoisePSD:
 
     Notes
     -----
-    Only noise independent between the walls is seen (scanner noise, film grain at
-    the wall); what moves both walls alike (tracking error, the smear of the optics)
-    is counted as signal. The floor is therefore a lower bound of the real noise.
+    The estimate assumes the two walls' errors are independent and equally large.
+    Errors that move both walls alike (tracking, the smear of the optics) are not seen;
+    errors that push them apart (a wall's own dust, grain, contrast) are seen in full.
+    On rendered scans (1200 and 2400 dpi) the in-band noise power came out 0.4-0.8 dB
+    above the error measured against the known audio: an estimate, not a bound.
     """
     walls = result.walls
     n = min(walls.left_mm.size, result.click_mask.size, result.gap_mask.size)
@@ -128,9 +130,10 @@ def _band_power(freqs, psd, band):
 def audio_to_noise_db(result, *, band=(100.0, 5000.0), noise=None) -> float:
     """Power of the audio over the wall-disagreement noise floor in ``band`` (Hz), dB.
 
-    A quality figure needing no reference: music plus noise over noise, so never much
-    below 0 dB; it overrates the real SNR by what both walls share (see
-    :func:`wall_noise_psd`). NaN if the band holds no frequency bins.
+    A quality figure needing no reference: (music + noise) / noise, so about 0 dB for
+    a decode that is all noise, and ``10*log10(10**(snr/10) + 1)`` for a true SNR
+    ``snr`` if the floor is right (see :func:`wall_noise_psd` for how far it is).
+    NaN if the band holds no frequency bins.
     """
     lo, hi = float(band[0]), float(band[1])
     if not 0 <= lo < hi:

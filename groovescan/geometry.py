@@ -219,7 +219,7 @@ def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
     peaks = np.flatnonzero(ok & (band >= np.roll(band, 1)) & (band >= np.roll(band, -1)) & (band > 0))
     peaks = peaks[np.argsort(band[peaks])[::-1][:n]]
     periods = []
-    for k in peaks:
+    for k in peaks[peaks > 1]:
         if 0 < k < power.size - 1:
             a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
             k = k + 0.5 * (a - c) / (a - 2 * b + c)
@@ -228,13 +228,21 @@ def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
 
 
 def _groove_shift(profiles, radii, pitch_mm):
-    """Shift (mm, modulo one pitch, unwrapped around the disc) of each sector's grooves."""
+    """Shift (mm, modulo one pitch, unwrapped around the disc) of each sector's grooves.
+
+    Sectors where the grooves are barely visible (opaque film, a patch, the hole) get
+    no weight and are left out of the unwrapping, so they cannot add a false pitch.
+    """
     window = np.hanning(radii.size)
     phasor = np.exp(-2j * np.pi * radii / pitch_mm) * window
     coeff = np.nan_to_num(profiles) @ phasor
-    phase = np.unwrap(np.angle(coeff))
     strength = np.abs(coeff)
-    return -phase * pitch_mm / (2 * np.pi), strength
+    good = strength > 0.3 * np.median(strength)
+    phase = np.zeros(coeff.size)
+    if good.sum() >= 2:
+        phase[good] = np.unwrap(np.angle(coeff[good]))
+        phase[~good] = np.interp(np.flatnonzero(~good), np.flatnonzero(good), phase[good])
+    return -phase * pitch_mm / (2 * np.pi), np.where(good, strength, 0.0)
 
 
 @dataclass(frozen=True)
@@ -247,11 +255,16 @@ class _Fit:
     strength_ratio: float
 
 
-def _fit_harmonics(thetas, shifts, weights, band_radii):
-    """Joint least squares of the shift model over all bands (see module docstring)."""
+def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6):
+    """Joint least squares of the shift model over all bands (see module docstring).
+
+    Robust twice over: residuals are re-wrapped into one pitch around the current model
+    (a sector unwrapped into the wrong turn comes back), and weighted down when large
+    (dust, scratches, a crack) with Cauchy weights.
+    """
     n_bands = len(shifts)
-    rows, rhs, w = [], [], []
-    for k, (theta, shift, weight, radius) in enumerate(zip(thetas, shifts, weights, band_radii)):
+    rows = []
+    for k, (theta, radius) in enumerate(zip(thetas, band_radii)):
         design = np.zeros((theta.size, 3 + 2 * n_bands))
         design[:, 0] = np.cos(theta)
         design[:, 1] = np.sin(theta)
@@ -259,36 +272,53 @@ def _fit_harmonics(thetas, shifts, weights, band_radii):
         design[:, 3 + 2 * k] = 1.0
         design[:, 4 + 2 * k] = theta
         rows.append(design)
-        rhs.append(shift)
-        w.append(weight)
-    design, rhs, w = np.vstack(rows), np.concatenate(rhs), np.sqrt(np.concatenate(w))
-    coef, *_ = np.linalg.lstsq(design * w[:, None], rhs * w, rcond=None)
-    resid = rhs - design @ coef
-    rms = float(np.sqrt(np.average(resid**2, weights=w**2)))
+    design, rhs, base_w = np.vstack(rows), np.concatenate(shifts), np.concatenate(weights)
+    w = base_w.copy()
+    for _ in range(n_iter):
+        sw = np.sqrt(w)
+        coef, *_ = np.linalg.lstsq(design * sw[:, None], rhs * sw, rcond=None)
+        model = design @ coef
+        resid = rhs - model
+        if pitch_mm is not None:
+            resid = (resid + pitch_mm / 2) % pitch_mm - pitch_mm / 2
+            rhs = model + resid
+        used = base_w > 0
+        scale = max(1.4826 * np.median(np.abs(resid[used])), 1e-4) if used.any() else 1e-4
+        w = base_w / (1.0 + (resid / (3 * scale)) ** 2)
+    rms = float(np.sqrt(np.average(resid**2, weights=np.maximum(w, 1e-30))))
     return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms, 0.0)
 
 
 def _annulus(image, centre, px, r_inner, r_outer, step, n_lines=90):
-    """Inner and outer radius of the grooves, from groove-scale texture along radii.
+    """Radii of the grooves, from groove-scale texture along radii.
 
     Sector averaging keeps grooves (circles about the centre) and washes out dust, the
     outline and the X-ray picture; texture is the local RMS of the detrended profile.
+    Returns ``(dense, extent)``: the radial range of densely packed grooves (where the
+    pitch can be measured) and the range of any groove at all (lead-in, run-out).
     """
     lo, hi = max(r_inner - 3.0, 2 * step), r_outer + 3.0
     prof, radii, _ = _band_profiles(image, centre, px, lo, hi, n_lines, 8, step)
     flat = _detrend(prof, radii, 0.3)
     texture = np.sqrt(ndimage.uniform_filter1d(np.nanmean(np.nan_to_num(flat) ** 2, axis=0),
                                                max(3, int(0.5 / step))))
-    grooved = texture > 0.3 * np.percentile(texture, 95)
-    labels, n = ndimage.label(grooved)
-    if n == 0:
-        return r_inner, r_outer
-    sizes = np.bincount(labels)[1:]
-    run = np.flatnonzero(labels == np.argmax(sizes) + 1)
-    return float(radii[run[0]]), float(radii[run[-1]])
+    top = np.percentile(texture, 95)
+
+    def main_run(mask):
+        labels, n = ndimage.label(mask)
+        if n == 0:
+            return None
+        weight = ndimage.sum(texture, labels, index=np.arange(1, n + 1))
+        run = np.flatnonzero(labels == np.argmax(weight) + 1)
+        return float(radii[run[0]]), float(radii[run[-1]])
+
+    dense = main_run(texture > 0.5 * top) or (r_inner, r_outer)
+    extent = main_run(ndimage.binary_closing(texture > 0.15 * top, iterations=int(1.0 / step)))
+    extent = extent or dense
+    return dense, (min(extent[0], dense[0]), max(extent[1], dense[1]))
 
 
-def _choose_bands(r_inner, r_outer, *, max_bands=4, band_mm=3.0):
+def _choose_bands(r_inner, r_outer, *, max_bands=6, band_mm=2.0):
     """Radial bands for the fine fit, clear of the lead-in (outside) and run-out (inside).
 
     A band needs several pitches for the phase to mean something, so a narrow annulus
@@ -311,30 +341,39 @@ def _fit_band_shifts(data, band_radii, pitch):
         thetas.append(theta)
         shifts.append(shift)
         weights.append(strength**2)
-    return _fit_harmonics(thetas, shifts, weights, band_radii)
+    return _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=pitch)
 
 
-def _consistent_pitch(data, band_radii, step):
-    """The spectral period that the spiral confirms.
+def _band_pitch(band, radius, step):
+    """The spectral period of one band that the spiral confirms, or NaN.
 
     Around one turn the grooves must drift by exactly one pitch. A spectral peak at a
     harmonic (two walls make a strong second harmonic) drifts by two of its periods,
-    a peak of the X-ray picture or of noise drifts by no consistent amount.
+    a peak of the X-ray picture, a label or a sparse lead-out drifts by no consistent
+    amount.
     """
-    candidates = []
-    for prof, radii, _ in data:
-        candidates += _pitch_candidates(_detrend(prof, radii, 0.3), step)
+    prof, radii, _ = band
     best, best_score = np.nan, -np.inf
-    for period in sorted(set(np.round(candidates, 5))):
-        fit = _fit_band_shifts(data, band_radii, period)
-        ratio = abs(2 * np.pi * np.median(fit.slopes)) / period
+    for period in sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5))):
+        fit = _fit_band_shifts([band], [radius], period)
+        ratio = abs(2 * np.pi * fit.slopes[0]) / period
         for harmonic in (1, 2, 3):
             if abs(ratio - harmonic) < 0.12 * harmonic:
-                true_pitch = period * harmonic
-                score = -fit.rms / true_pitch - 0.05 * harmonic
+                score = -fit.rms / (period * harmonic) - 0.05 * harmonic
                 if score > best_score:
-                    best, best_score = true_pitch, score
+                    best, best_score = abs(2 * np.pi * fit.slopes[0]), score
     return best
+
+
+def _consistent_bands(data, band_radii, step):
+    """Pitch agreed by the bands, and the bands that agree (lead-outs, labels dropped)."""
+    pitches = np.array([_band_pitch(band, radius, step) for band, radius in zip(data, band_radii)])
+    ok = np.isfinite(pitches)
+    if not ok.any():
+        return np.nan, []
+    pitch = float(np.median(pitches[ok]))
+    keep = [k for k in range(len(data)) if ok[k] and abs(pitches[k] - pitch) < 0.05 * pitch]
+    return pitch, keep
 
 
 def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
@@ -358,13 +397,15 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
             pitch = candidates[0]
         elif round_ == 1:
             # with the centre close, measure where the grooves really are, then the pitch
-            r_inner, r_outer = _annulus(image, centre, px, r_inner, r_outer, step)
-            centres_mm, width = _choose_bands(r_inner, r_outer)
+            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step)
+            centres_mm, width = _choose_bands(*dense)
             data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 8, step)
                     for rc in centres_mm]
-            pitch = _consistent_pitch(data, centres_mm, step)
-            if not np.isfinite(pitch):
+            pitch, keep = _consistent_bands(data, centres_mm, step)
+            if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
+            data = [data[k] for k in keep]
+            centres_mm = centres_mm[keep]
         fit = _fit_band_shifts(data, centres_mm, pitch)
         turn_drift = 2 * np.pi * np.median(fit.slopes)
         # update centre (mm -> px) and the X/Y scales (q: relative radius excess along x)
@@ -397,15 +438,23 @@ def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm
 
 
 def _edge_coherence(values, v):
-    """Correlation of the fast motion of the two edges of each period, along the turn."""
-    grad = np.abs(np.gradient(values, axis=2))
-    left, right = v < 0, v >= 0
-    pos_l = (grad[..., left] @ v[left]) / np.maximum(grad[..., left].sum(axis=2), 1e-12)
-    pos_r = (grad[..., right] @ v[right]) / np.maximum(grad[..., right].sum(axis=2), 1e-12)
-    # keep the fast part: slow drift (eccentricity residue, contrast) is not modulation
-    fast_l = pos_l - ndimage.uniform_filter1d(pos_l, 9, axis=0, mode="nearest")
-    fast_r = pos_r - ndimage.uniform_filter1d(pos_r, 9, axis=0, mode="nearest")
-    a, b = fast_l.ravel(), fast_r.ravel()
+    """Correlation of the fast motion of the two edges of each period, along the turn.
+
+    Each half of the period is located against the mean profile by one linearised
+    least-squares step (gain and offset free), which is far less noisy than any
+    centroid; the motion is then band-passed along the turn.
+    """
+    template = np.nanmean(values, axis=(0, 1))
+    slope = np.gradient(template)
+    data = np.nan_to_num(values - np.nanmean(values, axis=2, keepdims=True))
+    motions = []
+    for half in (v < 0, v >= 0):
+        t = slope * half
+        t = t - t[half].mean() * half
+        motions.append(-(data @ t) / max(float(t @ t), 1e-12))
+    fast = [ndimage.uniform_filter1d(m, 3, axis=0, mode="nearest")
+            - ndimage.uniform_filter1d(m, 15, axis=0, mode="nearest") for m in motions]
+    a, b = fast[0].ravel(), fast[1].ravel()
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
         return 0.0

@@ -231,6 +231,8 @@ class FrequencyResponse:
         From the alignment (see :class:`Comparison`).
     polarity : int
         +1 or -1.
+    status : str
+        Alignment status, as in :class:`Comparison`.
     """
 
     freqs_hz: np.ndarray
@@ -240,6 +242,7 @@ class FrequencyResponse:
     delay_s: float
     speed_error: float
     polarity: int
+    status: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,7 +311,7 @@ def band_limit(x, *, sr: float, band, order: int = 4) -> np.ndarray:
 
     The filter runs forwards and backwards (``scipy.signal.sosfiltfilt``), so the
     magnitude response is that of the Butterworth filter squared (-6 dB at the band
-    edges, 16 * ``order`` dB/octave outside) and the phase is zero.
+    edges, 12 * ``order`` dB/octave outside) and the phase is zero.
 
     Parameters
     ----------
@@ -1076,6 +1079,8 @@ class _Alignment:
 
 
 def _place_boundaries(ref_band, dec: _Sampler, pieces, *, sr, gain, window_s):
+    """``(a, b)`` per pair of consecutive pieces: the earlier holds before ``a``, the
+    later from ``b``; ``[a, b)`` (a skipped turn) has no counterpart in the decode."""
     bounds, lower = [], 0.0
     for early, late in zip(pieces[:-1], pieces[1:]):
         jump = float(late(late.first_s) - early(late.first_s))
@@ -1343,10 +1348,10 @@ def _piece_grid(piece: _SmoothLag, track: LagTrack, inset_s, window_s):
     used = track.times_s[track.weight > 0]
     if grid.size == 0 or used.size == 0:
         return grid[:0]
-    nearest = np.abs(used[np.clip(np.searchsorted(used, grid), 0, used.size - 1)] - grid)
-    nearest = np.minimum(nearest, np.abs(used[np.clip(np.searchsorted(used, grid) - 1, 0,
-                                                      used.size - 1)] - grid))
-    return grid[nearest <= window_s]
+    after = np.clip(np.searchsorted(used, grid), 0, used.size - 1)
+    before = np.maximum(after - 1, 0)
+    distance = np.minimum(np.abs(used[after] - grid), np.abs(used[before] - grid))
+    return grid[distance <= window_s]
 
 
 def _jumps(alignment: _Alignment):
@@ -1556,7 +1561,8 @@ def frequency_response(
     polarity = -1 if np.dot(x, y) < 0 else 1
     return FrequencyResponse(freqs_hz=centres, band_edges_hz=edges, gain_db=gain_db,
                              coherence=coherence, delay_s=timing["delay_s"],
-                             speed_error=timing["speed_error"], polarity=polarity)
+                             speed_error=timing["speed_error"], polarity=polarity,
+                             status=alignment.status)
 
 
 def _aligned_pair(ref, dec, alignment, *, sr, f_max, edge):

@@ -52,6 +52,44 @@ def sample(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 24, fill
     return out.reshape(rows.shape)
 
 
+def sample_compact(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 24):
+    """Like :func:`sample` for a compact point set, faster: one box, native dtype.
+
+    ``rows`` and ``cols`` are float32 arrays of one shape (at most 2-D). The box is
+    remapped in its stored type where that loses nothing that matters (16-bit and
+    float scans; 8-bit ones are widened first, as rounding the result to whole
+    levels would add noise comparable to the scan's own quantisation). Points
+    outside the image are NaN. Falls back to :func:`sample` for sprawling sets.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    cols = np.asarray(cols, dtype=np.float32)
+    if rows.size == 0:
+        return np.empty(rows.shape, np.float32)
+    r0 = max(int(np.floor(rows.min())) - _MARGIN, 0)
+    r1 = min(int(np.ceil(rows.max())) + _MARGIN + 1, image.shape[0])
+    c0 = max(int(np.floor(cols.min())) - _MARGIN, 0)
+    c1 = min(int(np.ceil(cols.max())) + _MARGIN + 1, image.shape[1])
+    h, w = r1 - r0, c1 - c0
+    if h <= 0 or w <= 0 or h * w > max_box_px or max(h, w) > _REMAP_LIMIT:
+        return sample(image, rows, cols, interpolation=interpolation, max_box_px=max_box_px)
+    box = np.asarray(image[r0:r1, c0:c1])
+    if box.dtype not in (np.uint16, np.float32):
+        box = box.astype(np.float32)
+    box = np.ascontiguousarray(box)
+    flat_r = (rows - r0).reshape(-1, rows.shape[-1]) if rows.ndim > 1 else (rows - r0)[None, :]
+    flat_c = (cols - c0).reshape(-1, cols.shape[-1]) if cols.ndim > 1 else (cols - c0)[None, :]
+    out = np.empty(flat_r.shape, np.float32)
+    step = 16384
+    for i in range(0, flat_r.shape[0], step):
+        res = cv2.remap(box, flat_c[i:i + step], flat_r[i:i + step], _INTERPOLATION[interpolation],
+                        borderMode=cv2.BORDER_REPLICATE)
+        out[i:i + step] = res
+    outside = (rows < -0.5) | (rows > image.shape[0] - 0.5) | (cols < -0.5) | (cols > image.shape[1] - 0.5)
+    out = out.reshape(rows.shape)
+    out[outside] = np.nan
+    return out
+
+
 def _sample_boxes(image, rows, cols, index, out, flag, max_box_px):
     r, c = rows[index], cols[index]
     r0 = max(int(np.floor(r.min())) - _MARGIN, 0)

@@ -136,16 +136,91 @@ def _running_median(x, size):
     return ndimage.median_filter(filled, size=size, mode="wrap")
 
 
-def _find_start(response, peak, strong):
-    """Column where the outermost groove begins (the spiral's outer end)."""
-    n_r = response.shape[1]
-    idx = np.where(peak & (response > strong), np.arange(n_r)[None, :], -1)
-    outer = idx.max(axis=1).astype(float)
-    outer[outer < 0] = np.nan
-    outer = _running_median(outer, 9)
-    # in playing order the outermost groove moves inward; where it starts, it jumps out
-    jump = outer - np.roll(outer, 1)
-    return int(np.argmax(jump)), outer
+def _next_peak(peak):
+    """Smallest peak index at or above i, per row (n_r where there is none)."""
+    n_r = peak.shape[1]
+    idx = np.where(peak, np.arange(n_r)[None, :], n_r)
+    return np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
+
+
+def _seed_turn(response, last_peak, next_peak, seed_idx, max_step):
+    """One turn of groove, followed column by column from the peak nearest ``seed_idx``.
+
+    Between neighbouring columns the groove moves by a tiny fraction of a pitch, so the
+    nearest peak is the same groove; where there is none the position is held.
+    """
+    n, n_r = response.shape
+    position = np.empty(n)
+    seen = np.zeros(n, bool)
+    current = int(seed_idx)
+    for j in range(n):
+        below = last_peak[j, min(current, n_r - 1)]
+        above = next_peak[j, min(current, n_r - 1)]
+        best = below if (above >= n_r or (below >= 0 and current - below <= above - current)) else above
+        if 0 <= best < n_r and abs(best - current) <= max_step:
+            current = int(best)
+            seen[j] = True
+        position[j] = current
+    refined = np.where(seen, _refine_peak(response, np.arange(n), position.astype(int)), position)
+    return refined, seen
+
+
+def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_px, max_turns, progress=None):
+    """Turns beyond ``fence`` (fractional radius indices per column), one at a time.
+
+    Each turn is the first groove past the previous one at the same angle (the fence).
+    Where the found spacing disagrees with its neighbours along the turn, or grows by
+    half against the previous turn in a few columns only (a groove missed under dust or
+    an opaque patch), the column is coasted one local pitch on. A spacing change over
+    most of the turn is real: a lead-in or a run-out spiral.
+    """
+    n, n_r = response.shape
+    cols = np.arange(n)
+    min_gap = max(1, int(0.45 * pitch_px))
+    sign = -1 if inward else 1
+    prev_pitch = np.full(n, float(pitch_px))
+    turns = []
+    for k in range(max_turns):
+        search = np.floor(fence).astype(int) - min_gap if inward else np.ceil(fence).astype(int) + min_gap
+        inside = (search >= 1) & (search < n_r - 1)
+        if not inside.any():
+            break
+        s_clip = np.clip(search, 0, n_r - 1)
+        cand = last_peak[cols, s_clip] if inward else next_peak[cols, s_clip]
+        ok = inside & (cand >= 1) & (cand < n_r - 1)
+        cand_r = np.where(ok, _refine_peak(response, cols, np.clip(cand, 1, n_r - 2)), np.nan)
+        this_pitch = np.abs(cand_r - fence)
+        grown = ok & (this_pitch > 1.6 * prev_pitch)
+        if k > 0 and 0 < grown.sum() < 0.5 * ok.sum():
+            # a local jump: a weaker groove one previous pitch on is the real one
+            expect = np.clip(np.round(fence + sign * prev_pitch).astype(int), 0, n_r - 1)
+            near = weak_peak[cols, expect]
+            rescue = grown & (np.abs(near - expect) <= 0.3 * prev_pitch)
+            cand_r = np.where(rescue, _refine_peak(response, cols, np.clip(near, 1, n_r - 2)), cand_r)
+            this_pitch = np.abs(cand_r - fence)
+            grown = grown & ~rescue
+        else:
+            grown = np.zeros(n, bool)
+        med = _running_median(np.where(grown, np.nan, this_pitch), max(9, n // 64) | 1)
+        bad = ~ok | grown | (np.abs(this_pitch - med) > 0.3 * med)
+        if bad.mean() > 0.8:
+            break                          # the groove has ended (start, run-out, blank film)
+        new = np.where(bad, fence + sign * med, cand_r)
+        conf = np.where(bad, 0.0, np.minimum(response[cols, np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)] / 4, 1))
+        turns.append((new, conf.astype(np.float32), bad, med))
+        prev_pitch = _running_median(np.where(bad, med, this_pitch), max(9, n // 16) | 1)
+        fence = new
+        if progress is not None:
+            progress(len(turns), max_turns)
+    return turns
+
+
+def _start_column(seen):
+    """First column of the groove in its outermost turn: where the final run of seen columns begins."""
+    smooth = ndimage.median_filter(seen.astype(np.uint8), size=33, mode="nearest").astype(bool)
+    if smooth.all() or not smooth[-1]:
+        return 0
+    return int(np.flatnonzero(~smooth)[-1] + 1)
 
 
 def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress=None) -> GrooveTrack:
@@ -197,59 +272,38 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     peak, last_peak = _peak_positions(response, threshold)
     if peak.sum() < n:
         raise NoGrooveError("the groove could not be followed: too few groove crossings found")
-    start, _ = _find_start(response, peak, 1.5)
-    response = np.roll(response, -start, axis=0)
-    last_peak = np.roll(last_peak, -start, axis=0)
-    peak = np.roll(peak, -start, axis=0)
-    theta_start = float(theta_grid[start])
+    next_peak = _next_peak(peak)
+    weak, weak_last = _peak_positions(response, 0.4 * threshold)
+    pitch_px = pitch / step
+    # seed: one turn where grooves are densest, then outwards to the start, inwards to the end
+    density = ndimage.uniform_filter1d(peak.mean(axis=0), max(3, int(4 * pitch_px)))
+    seed_idx = int(np.argmax(density))
+    seed, seed_seen = _seed_turn(response, last_peak, next_peak, seed_idx, 0.3 * pitch_px)
+    max_turns = int((radii[-1] - radii[0]) / (0.4 * pitch)) + 2
+    outward = _follow(response, last_peak, next_peak, weak_last, seed, inward=False,
+                      pitch_px=pitch_px, max_turns=max_turns)
+    inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,
+                     pitch_px=pitch_px, max_turns=max_turns, progress=progress)
+    seed_conf = np.where(seed_seen, np.minimum(response[np.arange(n), np.round(seed).astype(int)] / 4, 1), 0)
+    turns = outward[::-1] + [(seed, seed_conf.astype(np.float32), ~seed_seen, np.full(n, pitch_px))] + inward
+    radius_idx = np.array([t[0] for t in turns])
+    conf = np.array([t[1] for t in turns])
+    coasted = np.array([t[2] for t in turns])
+    pitches = np.array([t[3] for t in turns]) * step
+    # the groove starts part-way round its outermost turn: drop what comes before, so
+    # that column 0 of turn 0 is the start (phi = 0)
+    start = _start_column(~coasted[0])
+    flat_len = radius_idx.size - start
+    n_turns = -(-flat_len // n)
 
-    cols = np.arange(n)
-    min_gap = max(1, int(0.45 * pitch / step))
-    turns_r, turns_conf, turns_coast, turns_pitch = [], [], [], []
-    # turn 0: the outermost strong groove in every column
-    strong_idx = np.where(peak & (response > 1.5), np.arange(radii.size)[None, :], -1).max(axis=1)
-    found = strong_idx >= 0
-    r_idx = np.where(found, _refine_peak(response, cols, np.maximum(strong_idx, 1)), np.nan)
-    r_idx_med = _running_median(r_idx, 33)
-    bad = ~found | (np.abs(r_idx - r_idx_med) * step > 0.3 * pitch)
-    r_idx = np.where(bad, r_idx_med, r_idx)
-    fence = r_idx
-    prev_pitch = np.full(n, pitch)
-    turns_r.append(radii[0] + fence * step)
-    turns_conf.append(np.where(bad, 0.0, np.minimum(response[cols, np.clip(strong_idx, 0, None)] / 4, 1)))
-    turns_coast.append(bad)
-    turns_pitch.append(prev_pitch)
-    max_turns = int((geometry.r_outer_mm - geometry.r_inner_mm + 2 * margin) / (0.5 * pitch)) + 2
-    for k in range(1, max_turns):
-        # the seam: column 0 of turn k follows column n-1 of turn k-1 in playing order,
-        # but the fence for column j is always the previous turn at the same angle
-        search = np.floor(fence).astype(int) - min_gap
-        if (search < 1).all():
-            break
-        cand = np.where(search >= 1, last_peak[cols, np.clip(search, 0, None)], -1)
-        ok = cand >= 1
-        cand_r = np.where(ok, _refine_peak(response, cols, np.maximum(cand, 1)), np.nan)
-        this_pitch = (fence - cand_r) * step
-        med = _running_median(this_pitch, max(9, n // 64) | 1)
-        # a pitch that jumps from one turn to the next is a missed or a false groove
-        med = np.where((med > 1.6 * prev_pitch) | (med < 0.6 * prev_pitch), prev_pitch, med) if k > 1 else med
-        bad = ~ok | (np.abs(this_pitch - med) > 0.3 * med)
-        if bad.mean() > 0.8:
-            break                          # the groove has ended (run-out, blank film)
-        new = np.where(bad, fence - med / step, cand_r)
-        conf = np.where(bad, 0.0, np.minimum(response[cols, np.clip(cand, 0, None)] / 4, 1))
-        turns_r.append(radii[0] + new * step)
-        turns_conf.append(conf)
-        turns_coast.append(bad)
-        turns_pitch.append(med)
-        prev_pitch = _running_median(np.where(bad, med, this_pitch), max(9, n // 16) | 1)
-        fence = new
-        if progress is not None:
-            progress(k, max_turns)
-    radius = np.array(turns_r)
-    coasted = np.array(turns_coast)
-    conf = np.array(turns_conf, dtype=np.float32)
-    # trailing coasted turns past the groove's end are not groove
+    def shifted(a, fill):
+        flat = np.concatenate([a.ravel()[start:], np.full(n_turns * n - flat_len, fill, a.dtype)])
+        return flat.reshape(n_turns, n)
+
+    radius = shifted(radii[0] + radius_idx * step, np.nan)
+    conf, coasted, pitches = shifted(conf, 0.0), shifted(coasted, True), shifted(pitches, np.nan)
+    theta_start = float(theta_grid[start])
+    # trailing coasted samples past the groove's end are not groove
     last_seen = np.flatnonzero(~coasted.ravel())
     end = int(last_seen[-1]) + 1 if last_seen.size else 0
     flat = radius.ravel().copy()
@@ -258,6 +312,7 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     good = np.isfinite(flat)
     flat[good] = ndimage.uniform_filter1d(ndimage.median_filter(flat[good], 5, mode="nearest"), 3, mode="nearest")
     radius = flat.reshape(radius.shape)
-    return GrooveTrack(radius_mm=radius, confidence=conf, coasted=coasted | ~np.isfinite(radius),
-                       points_per_turn=n, theta_start=theta_start, direction=geometry.direction,
-                       end_phi=float(end * 2 * np.pi / n), pitch_mm=np.array(turns_pitch))
+    return GrooveTrack(radius_mm=radius, confidence=conf.astype(np.float32),
+                       coasted=coasted | ~np.isfinite(radius), points_per_turn=n,
+                       theta_start=theta_start, direction=geometry.direction,
+                       end_phi=float(end * 2 * np.pi / n), pitch_mm=pitches)

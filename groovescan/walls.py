@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .geometry import DiscGeometry
-from .sampling import sample
+from .sampling import sample_compact
 from .track import GrooveTrack
 
 __all__ = ["WallSignal", "measure_walls"]
@@ -107,33 +107,56 @@ def _build_estimator(template, t_step, offsets, max_shift, half_width):
             design = np.stack([t, np.ones_like(t), dt], axis=1)[window]
             pinv[k, w][:, window] = np.linalg.pinv(design)
             norm[k, w] = np.std(t[window])
-    return _Estimator(offsets, bank, coarse_shifts, fine_shifts, pinv, norm)
+    return _Estimator(offsets, bank.astype(np.float32), coarse_shifts, fine_shifts,
+                      pinv.astype(np.float32), norm)
+
+
+def _grouped_apply(profiles, idx, pinv):
+    """``pinv[idx[i]] @ profiles[i]`` for every row, one matrix product per distinct index."""
+    out = np.empty((profiles.shape[0], pinv.shape[1]), np.float32)
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+    ends = np.r_[starts[1:], sorted_idx.size]
+    for a, b in zip(starts, ends):
+        rows = order[a:b]
+        out[rows] = profiles[rows] @ pinv[sorted_idx[a]].T
+    return out
 
 
 def _estimate(profiles, est: _Estimator, n_iter=2):
-    """Shift (mm) of each wall for (n, L) profiles; also gains and misfit."""
-    filled = np.where(np.isfinite(profiles), profiles, np.nanmean(profiles, axis=1, keepdims=True))
+    """Shift (mm) of each wall for (n, L) float32 profiles, and each wall's gain.
+
+    A correlation with templates at whole-sample shifts and a parabola give a start;
+    ``n_iter`` Gauss-Newton steps per wall, each from the nearest quarter-step template,
+    refine it.
+    """
+    filled = profiles
+    if not np.isfinite(profiles).all():
+        fill = np.nanmean(profiles, axis=1, keepdims=True)
+        filled = np.where(np.isfinite(profiles), profiles, np.nan_to_num(fill))
     corr = filled @ est.coarse_bank
-    k = np.argmax(corr, axis=1)
-    k = np.clip(k, 1, corr.shape[1] - 2)
+    k = np.clip(np.argmax(corr, axis=1), 1, corr.shape[1] - 2)
     rows = np.arange(k.size)
     a, b, c = corr[rows, k - 1], corr[rows, k], corr[rows, k + 1]
     denom = a - 2 * b + c
-    frac = np.where(np.abs(denom) > 1e-12, 0.5 * (a - c) / np.where(denom == 0, 1, denom), 0.0)
-    shift = est.coarse_shifts[k] + np.clip(frac, -0.5, 0.5) * (est.coarse_shifts[1] - est.coarse_shifts[0])
+    safe = np.abs(denom) > 1e-12
+    frac = np.where(safe, 0.5 * (a - c) / np.where(safe, denom, 1), 0.0)
+    coarse_step = est.coarse_shifts[1] - est.coarse_shifts[0]
+    shift = est.coarse_shifts[k] + np.clip(frac, -0.5, 0.5) * coarse_step
     fine_step = est.fine_shifts[1] - est.fine_shifts[0]
     shifts = np.stack([shift, shift], axis=1)
+    gain = np.empty_like(shifts)
     for _ in range(n_iter):
-        idx = np.clip(np.round((shifts - est.fine_shifts[0]) / fine_step).astype(int), 0, est.fine_shifts.size - 1)
-        coef = np.empty((k.size, 2, 3))
+        idx = np.clip(np.round((shifts - est.fine_shifts[0]) / fine_step).astype(int),
+                      0, est.fine_shifts.size - 1)
         for w in range(2):
-            coef[:, w] = np.einsum("nkl,nl->nk", est.fine_pinv[idx[:, w], w], filled)
-        gain = coef[:, :, 0]
-        delta = -coef[:, :, 2] / np.where(np.abs(gain) > 1e-9, gain, np.nan)
-        # a linear step is only trusted within a fraction of the blur width
-        delta = np.clip(delta, -2 * fine_step, 2 * fine_step)
-        shifts = est.fine_shifts[idx] + delta
-    norm = est.fine_norm[idx, [0, 1]]
+            coef = _grouped_apply(filled, idx[:, w], est.fine_pinv[:, w])
+            gain[:, w] = coef[:, 0]
+            ok = np.abs(coef[:, 0]) > 1e-9
+            delta = np.where(ok, -coef[:, 2] / np.where(ok, coef[:, 0], 1.0), np.nan)
+            # a linear step is only trusted within a fraction of the blur width
+            shifts[:, w] = est.fine_shifts[idx[:, w]] + np.clip(delta, -2 * fine_step, 2 * fine_step)
     return shifts, gain, idx
 
 
@@ -202,12 +225,20 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     coasted = coasted_track[np.minimum((phi / (2 * np.pi) * track.points_per_turn).astype(int),
                                        coasted_track.size - 1)]
 
+    offsets32 = offsets.astype(np.float32)
+    centre_row, centre_col = (np.float32(c) for c in geometry.centre_px)
+
     def read(index):
-        theta = track.theta_at(phi[index])[:, None, None] + track.direction * tangential[None, :, None]
-        r = track_mm[index][:, None, None] + offsets[None, None, :]
-        rows, cols = geometry.to_px(r, theta)
-        values = sample(image, rows, cols, interpolation="cubic")
-        return np.nanmean(values, axis=1) if n_lines > 1 else values[:, 0]
+        """Profiles (len(index), L) across the groove, averaged over the tangential lines."""
+        theta = track.theta_at(phi[index])[:, None] + track.direction * tangential[None, :]
+        to_row = (np.sin(theta) / geometry.px_mm[0]).astype(np.float32)[:, :, None]
+        to_col = (np.cos(theta) / geometry.px_mm[1]).astype(np.float32)[:, :, None]
+        r = track_mm[index].astype(np.float32)[:, None, None] + offsets32[None, None, :]
+        rows = (centre_row + r * to_row).reshape(-1, offsets.size)
+        cols = (centre_col + r * to_col).reshape(-1, offsets.size)
+        values = sample_compact(image, rows, cols, interpolation="cubic")
+        values = values.reshape(index.size, n_lines, offsets.size)
+        return values.mean(axis=1) if n_lines > 1 else values[:, 0]
 
     # the template, from a spread subset of well-tracked samples
     rng = np.random.default_rng(0)
@@ -224,6 +255,7 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     right = np.full(n, np.nan, np.float32)
     gain = np.full((n, 2), np.nan, np.float32)
     residual = np.full(n, np.nan, np.float32)
+    # wedges small enough that coordinates stay at ~16 MB a map
     n_wedges = n_wedges or max(16, int(np.ceil(n * offsets.size * n_lines / 4e6)))
     column = np.arange(n) % n_per
     order = np.argsort(column * n_wedges // n_per, kind="stable")
@@ -239,7 +271,7 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
         left[index] = shifts[:, 0]      # window at v <= s: the inner wall (smaller radius)
         right[index] = shifts[:, 1]
         gain[index] = g
-        residual[index] = np.nanstd(profiles - np.nanmean(profiles, axis=1, keepdims=True), axis=1) / max(contrast, 1e-12)
+        residual[index] = np.std(profiles, axis=1) / max(contrast, 1e-12)
         if progress is not None:
             progress(w + 1, n_wedges)
     d = (left - right)[np.isfinite(left) & np.isfinite(right)]
