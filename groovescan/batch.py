@@ -15,7 +15,8 @@ kernel's out-of-memory killer), the scans that were in flight are retried one at
 time, so only the scan that kills its worker is reported as failed.
 
 Two scans with the same name and different extensions (``a.tif``, ``a.png``) are
-written as ``a_tif.*`` and ``a_png.*``.
+written as ``a_tif.*`` and ``a_png.*`` (so adding ``a.png`` beside an ``a.tif`` already
+decoded to ``a.*`` makes the next run decode ``a.tif`` again, as ``a_tif.*``).
 
 The WAV holds the decoded audio scaled to peak at -1 dBFS (``normalise=True``, as the
 ``decode`` command does); the gain is in the sidecar (``output.gain_db``), so
@@ -321,6 +322,9 @@ def _error_record(job: _Job, exc, seconds, record=None):
     else:
         error = {"type": "WorkerDied", "message": str(exc)}
     record.update(status="error", error=error, timings_s={"total": seconds})
+    if os.path.exists(job.audio_path):
+        record["stale_audio"] = (f"{os.path.basename(job.audio_path)} is from an earlier run, "
+                                 "not from this attempt; it was left in place")
     return record
 
 

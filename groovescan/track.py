@@ -165,7 +165,8 @@ def _seed_turn(response, last_peak, next_peak, seed_idx, max_step):
     return refined, seen
 
 
-def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_px, max_turns, progress=None):
+def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_px, max_turns,
+            min_found=0.2, progress=None):
     """Turns beyond ``fence`` (fractional radius indices per column), one at a time.
 
     Each turn is the first groove past the previous one at the same angle (the fence).
@@ -203,16 +204,32 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             grown = np.zeros(n, bool)
         med = _running_median(np.where(grown, np.nan, this_pitch), max(9, n // 64) | 1)
         bad = ~ok | grown | (np.abs(this_pitch - med) > 0.3 * med)
-        if bad.mean() > 0.8:
-            break                          # the groove has ended (start, run-out, blank film)
+        at = np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)
+        conf = np.where(bad, 0.0, np.minimum(response[cols, at] / 4, 1)).astype(np.float32)
+        if bad.mean() > 1.0 - min_found:
+            # the groove has ended (start, run-out, blank film); the spiral's own end is
+            # one unbroken stretch reaching the seam (outwards: running to the turn's
+            # last column; inwards: starting at its first), so keep that part turn
+            if _ends_at_seam(~bad, at_end=not inward):
+                new = np.where(bad, np.nan, cand_r)
+                turns.append((new, conf, bad, med))
+            break
         new = np.where(bad, fence + sign * med, cand_r)
-        conf = np.where(bad, 0.0, np.minimum(response[cols, np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)] / 4, 1))
-        turns.append((new, conf.astype(np.float32), bad, med))
+        turns.append((new, conf, bad, med))
         prev_pitch = _running_median(np.where(bad, med, this_pitch), max(9, n // 16) | 1)
         fence = new
         if progress is not None:
             progress(len(turns), max_turns)
     return turns
+
+
+def _ends_at_seam(seen, *, at_end):
+    """True if ``seen`` is, give or take a few columns, one run touching the seam."""
+    smooth = ndimage.median_filter(seen.astype(np.uint8), size=33, mode="nearest").astype(bool)
+    labels, n_runs = ndimage.label(smooth)
+    if n_runs != 1 or smooth.sum() < 0.02 * seen.size:
+        return False
+    return bool(smooth[-1] if at_end else smooth[0])
 
 
 def _start_column(seen):
@@ -278,10 +295,17 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     # seed: one turn where grooves are densest, then outwards to the start, inwards to the end
     density = ndimage.uniform_filter1d(peak.mean(axis=0), max(3, int(4 * pitch_px)))
     seed_idx = int(np.argmax(density))
+    # start the seed on a groove: the strongest crossing near the densest radius
+    window = slice(max(seed_idx - int(pitch_px), 0), seed_idx + int(pitch_px) + 1)
+    seed_idx = window.start + int(np.argmax(np.where(peak[0, window], response[0, window], -np.inf)))
     seed, seed_seen = _seed_turn(response, last_peak, next_peak, seed_idx, 0.3 * pitch_px)
     max_turns = int((radii[-1] - radii[0]) / (0.4 * pitch)) + 2
-    outward = _follow(response, last_peak, next_peak, weak_last, seed, inward=False,
-                      pitch_px=pitch_px, max_turns=max_turns)
+    # outwards only strong grooves count, and most of a turn must be seen: beyond the
+    # spiral's start lie the outline, film texture and dust, and only silence is lost
+    # by stopping half a lead-in turn early
+    strong, strong_last = _peak_positions(response, 1.5 * threshold)
+    outward = _follow(response, strong_last, _next_peak(strong), weak_last, seed, inward=False,
+                      pitch_px=pitch_px, max_turns=max_turns, min_found=0.5)
     inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,
                      pitch_px=pitch_px, max_turns=max_turns, progress=progress)
     seed_conf = np.where(seed_seen, np.minimum(response[np.arange(n), np.round(seed).astype(int)] / 4, 1), 0)

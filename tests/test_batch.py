@@ -110,6 +110,16 @@ def test_all_good_is_exit_0_and_names_do_not_collide(scans, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["disc_png.json", "disc_png.wav",
                                                      "disc_tif.json", "disc_tif.wav"]
     assert capsys.readouterr().err == ""
+    # the scan is damaged and redone with --force: its sidecar says so, the old audio is
+    # kept but marked as not belonging to it, and it is not taken for done on the next run
+    (folder / "disc.tif").write_bytes(b"II*\x00 damaged")
+    (folder / "disc.png").write_bytes(b"\x89PNG damaged")
+    assert main(["batch", str(folder), "-o", str(out), "--force", "-q", *OPTIONS]) == 1
+    record = _sidecar(out, "disc_tif")
+    assert record["status"] == "error" and "earlier run" in record["stale_audio"]
+    assert (out / "disc_tif.wav").exists()
+    summary = batch.batch_decode(folder, out, progress=False, sr=22050)
+    assert [o.status for o in summary.outcomes] == ["failed", "failed"]
 
 
 # A runner for the crash test: spawned workers import it from this module by name.
