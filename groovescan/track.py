@@ -203,7 +203,9 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
         else:
             grown = np.zeros(n, bool)
         med = _running_median(np.where(grown, np.nan, this_pitch), max(9, n // 64) | 1)
-        bad = ~ok | grown | (np.abs(this_pitch - med) > 0.3 * med)
+        # grooves swing independently by up to (pitch - width) / 2 before they overcut: a
+        # loud bass note moves the spacing by up to ~40 %, a false groove by more
+        bad = ~ok | grown | (np.abs(this_pitch - med) > 0.45 * med)
         at = np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)
         conf = np.where(bad, 0.0, np.minimum(response[cols, at] / 4, 1)).astype(np.float32)
         if bad.mean() > 1.0 - min_found:
