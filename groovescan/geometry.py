@@ -103,24 +103,34 @@ def _orientation_overview(image, px_mm, factor):
     cancels; the tensor's components (row-row, row-col, col-col gradient products)
     are averaged over ``factor`` x ``factor`` blocks. Read in strips with a margin.
     """
+    # grooves need no more than ~20 um pixels to show their orientation: reduce first
+    reduce = max(1, int(0.02 / px_mm))
+    while factor % reduce:
+        reduce -= 1
+    px_mm = px_mm * reduce
     s_fine = max(0.8, 0.02 / px_mm)
     s_wide = max(2.5, 0.15 / px_mm)
-    margin = int(3 * s_wide) + 1
+    margin = reduce * (int(3 * s_wide) + 1)
     height, width = image.shape[0] // factor, image.shape[1] // factor
     tensor = np.zeros((3, height, width), np.float32)
-    blocks_per_strip = max(1, (1 << 22) // max(image.shape[1], 1) // factor)
+    blocks_per_strip = max(1, (1 << 23) // max(image.shape[1], 1) // factor)
     for i in range(0, height, blocks_per_strip):
         j = min(height, i + blocks_per_strip)
         r0, r1 = max(i * factor - margin, 0), min(j * factor + margin, image.shape[0])
+        r0, r1 = r0 - r0 % reduce, r1 - (r1 - r0) % reduce
         strip = np.asarray(image[r0:r1, :width * factor], dtype=np.float32)
+        if reduce > 1:
+            strip = cv2.resize(strip, (strip.shape[1] // reduce, strip.shape[0] // reduce),
+                               interpolation=cv2.INTER_AREA)
         wide = cv2.GaussianBlur(strip, (0, 0), s_wide)
         band = cv2.GaussianBlur(strip, (0, 0), s_fine) - wide
         band /= np.maximum(wide, 1e-3 * float(wide.max() or 1.0))
         g_row = cv2.Sobel(band, cv2.CV_32F, 0, 1, ksize=3)
         g_col = cv2.Sobel(band, cv2.CV_32F, 1, 0, ksize=3)
-        keep = slice(i * factor - r0, j * factor - r0)
+        f = factor // reduce
+        keep = slice((i * factor - r0) // reduce, (j * factor - r0) // reduce)
         for k, product in enumerate((g_row * g_row, g_row * g_col, g_col * g_col)):
-            tensor[k, i:j] = product[keep].reshape(j - i, factor, width, factor).mean(axis=(1, 3))
+            tensor[k, i:j] = product[keep, :width * f].reshape(j - i, f, width, f).mean(axis=(1, 3))
     return tensor
 
 
@@ -147,7 +157,8 @@ def _coarse_geometry(image, px_mm) -> _Coarse:
     robust least-squares meeting point of those normals; the annulus is the range of
     radii where blocks are both strongly oriented and oriented radially.
     """
-    factor = max(1, int(round(0.4 / px_mm)))
+    reduce = max(1, int(0.02 / px_mm))
+    factor = reduce * max(1, int(round(0.4 / (px_mm * reduce))))
     tensor = _orientation_overview(image, px_mm, factor)
     if tensor.shape[1] * tensor.shape[2] < 100:
         raise NoGrooveError("the image is too small to hold a record groove; check the file and --dpi")
@@ -387,7 +398,7 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
         data = []
         for rc in centres_mm:
             prof, radii, theta = _band_profiles(image, centre, px, rc - width / 2, rc + width / 2,
-                                                720, 8, step)
+                                                720, 4, step)
             data.append((prof, radii, theta))
         if round_ == 0:
             # the centre error shows whatever period is used: fix it with the strongest
@@ -399,7 +410,7 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
             # with the centre close, measure where the grooves really are, then the pitch
             dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step)
             centres_mm, width = _choose_bands(*dense)
-            data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 8, step)
+            data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                     for rc in centres_mm]
             pitch, keep = _consistent_bands(data, centres_mm, step)
             if not keep:

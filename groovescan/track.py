@@ -119,7 +119,7 @@ def _peak_positions(response, threshold):
     peak = (response > threshold)
     peak[:, 1:-1] &= (response[:, 1:-1] >= response[:, :-2]) & (response[:, 1:-1] > response[:, 2:])
     peak[:, [0, -1]] = False
-    idx = np.where(peak, np.arange(response.shape[1])[None, :], -1)
+    idx = np.where(peak, np.arange(response.shape[1], dtype=np.int32)[None, :], np.int32(-1))
     return peak, np.maximum.accumulate(idx, axis=1)
 
 
@@ -139,7 +139,7 @@ def _running_median(x, size):
 def _next_peak(peak):
     """Smallest peak index at or above i, per row (n_r where there is none)."""
     n_r = peak.shape[1]
-    idx = np.where(peak, np.arange(n_r)[None, :], n_r)
+    idx = np.where(peak, np.arange(n_r, dtype=np.int32)[None, :], np.int32(n_r))
     return np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
 
 
@@ -269,11 +269,12 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     if points_per_turn is None:
         points_per_turn = int(2 ** np.ceil(np.log2(max(2048, 2 * np.pi * geometry.r_outer_mm / 0.1))))
     n = int(points_per_turn)
-    step = px
+    # a dozen samples a pitch are plenty to find grooves (the walls are measured later
+    # at full resolution); more would only cost time and memory on high-dpi scans
+    step = max(px, pitch / 12)
     margin = 3 * pitch
     radii = np.arange(max(geometry.r_inner_mm - margin, pitch), geometry.r_outer_mm + margin, step)
-    arc_px = 2 * np.pi * geometry.r_outer_mm / n / px
-    lines = int(np.clip(np.ceil(arc_px), 1, 8))
+    lines = int(np.clip(np.ceil(2 * np.pi * geometry.r_outer_mm / n / step), 1, 4))
     theta_grid = geometry.direction * 2 * np.pi * np.arange(n) / n
     polar = _polar_image(image, geometry, theta_grid, radii, lines)
     template = geometry.profile
