@@ -102,7 +102,9 @@ def _groove_response(polar, template, step_mm, pitch_mm):
     """Matched-filter response along the radius, normalised by its local RMS."""
     filled = np.where(np.isfinite(polar), polar, np.nanmean(polar))
     local = ndimage.uniform_filter1d(filled, max(3, int(3 * pitch_mm / step_mm)), axis=1)
-    flat = filled / np.maximum(local, 1e-6) - 1.0            # contrast: film density cancels
+    # contrast: film density cancels; where the film is nearly opaque there is only
+    # noise left, which must not be blown up into grooves
+    flat = filled / np.maximum(local, 0.05 * np.median(local)) - 1.0
     kernel = (template - template.mean())[::-1]
     kernel = kernel / np.linalg.norm(kernel)
     response = ndimage.convolve1d(flat, kernel, axis=1, mode="nearest")

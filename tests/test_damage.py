@@ -1,0 +1,65 @@
+"""Damaged discs: dust, hairs, scratches and opaque patches, each at two severities.
+
+Bars are relative to the same disc rendered clean (same seeds), so they measure what the
+damage costs, not the scanner. Dust, hairs and scratches corrupt one wall or a few
+samples; the decoder keeps the clean wall, repairs the rest by AR interpolation, and
+must stay within 1.5 dB of the clean decode (measured: 0.1-0.4 dB lost). Opaque patches
+hide the groove outright: the track must be carried across them without jumping a turn,
+and the hidden stretches must be flagged (repaired or muted), not passed on as audio.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+from groovescan import decode, metrics, synth
+from roundtrip import SR, music_like
+
+BASE = dict(dpi=2400, disc_diameter_mm=70.0, r_start_mm=30.0)
+
+
+def _decode(**damage):
+    rendered = synth.render_scan(music_like(8.0, seed=4), sr=SR, seed=21, **BASE, **damage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = decode(rendered.image, dpi=BASE["dpi"])
+        comparison = metrics.compare(result.audio, rendered.truth.velocity, sr=SR, rpm=78.0)
+    return rendered.truth, result, comparison
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return _decode()
+
+
+@pytest.mark.parametrize("damage", [
+    dict(dust_per_cm2=2.0), dict(dust_per_cm2=10.0),
+    dict(scratches=4), dict(scratches=12),
+    dict(hairs=3), dict(hairs=10),
+])
+def test_dust_hairs_scratches_are_repaired(clean, damage):
+    _, _, reference = clean
+    truth, result, comparison = _decode(**damage)
+    assert truth.clicks, "the renderer put damage on the groove"
+    assert comparison.n_skips == 0
+    assert comparison.snr_db > reference.snr_db - 1.5
+    assert result.report.n_clicks > 0
+
+
+@pytest.mark.xfail(reason="known tracker limitation (issue 4, open): on some discs an opaque "
+                          "patch makes the outward search accept a false outer turn or stop the "
+                          "seed turn; 2 of 4 rendered discs pass", strict=False)
+@pytest.mark.parametrize("patches", [1, 3])
+def test_opaque_patches_are_crossed_and_flagged(patches):
+    truth, result, comparison = _decode(opaque_patches=patches)
+    assert comparison.n_skips == 0, comparison.skips
+    assert result.track.n_turns == pytest.approx(truth.n_turns, abs=0.5)
+    # where the groove was hidden, the decode repaired or muted it
+    flagged = result.click_mask | result.gap_mask
+    covered = []
+    for start, stop in truth.gaps:
+        i0 = int((start + comparison.delay_s) * result.fs)
+        i1 = int((stop + comparison.delay_s) * result.fs)
+        if 0 <= i0 < i1 <= flagged.size:
+            covered.append(flagged[i0:i1].mean())
+    assert covered and np.mean(covered) > 0.8
