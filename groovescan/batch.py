@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -50,6 +49,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .errors import GroovescanError, OptionalDependencyError, OutputError, ParameterError, SchedulerError
+from .io import atomic_output, jsonable, peak_normalise
 
 __all__ = ["SCAN_EXTENSIONS", "ScanOutcome", "BatchSummary", "batch_decode", "find_scans"]
 
@@ -211,49 +211,15 @@ def _is_done(job: _Job) -> bool:
 
 # ----------------------------------------------------------------------------- one scan
 
-def _jsonable(value):
-    """Plain JSON types; non-finite floats become null (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file and a rename (atomic)."""
+    """Write ``data`` as strict JSON to ``path`` via a temporary file and a rename (atomic)."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
+    with atomic_output(path, overwrite=True) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(jsonable(data), f, indent=2, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OutputError(f"{path}: could not write the sidecar ({err.strerror or err}); "
-                          "check the free space and permissions") from err
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _normalised(audio):
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak == 0 or not math.isfinite(peak):
-        return audio, 0.0
-    gain = 10 ** (-1 / 20) / peak
-    return (audio * gain).astype(np.float32), 20 * math.log10(gain)
 
 
 def _scan_facts(path):
@@ -343,7 +309,7 @@ def _run_job(job: _Job) -> ScanOutcome:
         found = dataclasses.asdict(result.report)
         timings = found.pop("timings_s")
         found["handedness"] = result.report.handedness
-        audio, gain_db = _normalised(result.audio) if job.normalise else (result.audio, 0.0)
+        audio, gain_db = peak_normalise(result.audio) if job.normalise else (result.audio, 0.0)
         t_write = time.perf_counter()
         # not "done" (no ok sidecar), so an older .wav of ours is replaced
         write_audio(job.audio_path, audio, sr=result.sr, subtype=job.subtype, overwrite=True)

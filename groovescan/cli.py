@@ -41,7 +41,7 @@ def _check_output(path, force, allowed):
 
 
 def _cmd_decode(args):
-    from .io import write_audio
+    from .io import peak_normalise, write_audio
     from .pipeline import decode
 
     _check_output(args.output, args.force, (".wav", ".flac"))
@@ -49,7 +49,7 @@ def _cmd_decode(args):
         warnings.simplefilter("always")
         result = decode(args.scan, rpm=args.rpm, sr=args.sample_rate, eq=args.eq, dpi=args.dpi,
                         declick=not args.no_declick, progress=not args.quiet)
-    audio, gain_db = _normalised(result.audio)
+    audio, gain_db = peak_normalise(result.audio)
     write_audio(args.output, audio, sr=result.sr, subtype=_SUBTYPES[args.format], overwrite=args.force)
     if not args.quiet:
         print(result.report.summary())
@@ -59,20 +59,6 @@ def _cmd_decode(args):
         if not issubclass(w.category, RuntimeWarning):      # numeric noise is not news
             print(f"groovescan: warning: {w.message}", file=sys.stderr)
     return EXIT_OK
-
-
-def _normalised(audio):
-    """Scale to peak at -1 dBFS: groove velocity is ~0.05 m/s, far below file full scale.
-
-    Returns the scaled audio and the gain in dB (printed, never applied silently).
-    """
-    import numpy as np
-
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak == 0:
-        return audio, 0.0
-    gain = 10 ** (-1 / 20) / peak
-    return (audio * gain).astype(np.float32), 20 * np.log10(gain)
 
 
 def _cmd_render(args):

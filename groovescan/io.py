@@ -813,7 +813,7 @@ def save_scan(path, image, *, dpi, overwrite=False) -> None:
     dpi_xy = _parse_dpi(dpi)
     image = np.asanyarray(image)
     _check_image_to_save(image, kind, path)
-    with _atomic_output(path, overwrite=overwrite) as tmp, _write_errors(path):
+    with atomic_output(path, overwrite=overwrite) as tmp, _write_errors(path):
         if kind == "TIFF":
             tifffile.imwrite(tmp, image, **_tiff_options(image.shape, image.dtype, dpi_xy))
         else:
@@ -875,7 +875,7 @@ def create_scan_memmap(path, *, shape, dtype, dpi, overwrite=False) -> Iterator[
         raise ParameterError(f"{path}: create_scan_memmap writes TIFF; use a .tif or .tiff name")
     shape, dtype = _check_layout(shape, dtype)
     dpi_xy = _parse_dpi(dpi)
-    with _atomic_output(path, overwrite=overwrite) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         with _write_errors(path):
             options = _tiff_options(shape, dtype, dpi_xy)
             image = tifffile.memmap(tmp, shape=shape, dtype=dtype, **options)
@@ -975,7 +975,7 @@ def write_audio(path, audio, *, sr, subtype=None, overwrite=False) -> None:
     audio = _check_audio(audio)
     if subtype != "FLOAT":
         audio = _clip_to_full_scale(audio, subtype)
-    with _atomic_output(path, overwrite=overwrite) as tmp, _write_errors(path):
+    with atomic_output(path, overwrite=overwrite) as tmp, _write_errors(path):
         try:
             sf.write(tmp, audio, sr, subtype=subtype, format=file_format)
         except sf.SoundFileError as err:
@@ -1087,7 +1087,7 @@ def _output_kind(path: str, kinds: dict[str, str], what: str) -> str:
 
 
 @contextlib.contextmanager
-def _atomic_output(path: str, *, overwrite: bool) -> Iterator[str]:
+def atomic_output(path: str, *, overwrite: bool) -> Iterator[str]:
     """Yield a new temporary file next to ``path``; on success rename it to ``path``.
 
     In the same folder, the rename is atomic: ``path`` is the old file or the complete
@@ -1142,3 +1142,39 @@ def _write_errors(path: str) -> Iterator[None]:
 
 def _exists_message(path: str) -> str:
     return f"{path} already exists; pass overwrite=True (CLI: --force) to replace it"
+
+
+def jsonable(value):
+    """``value`` in plain JSON types (dicts, lists, numbers, strings, None).
+
+    numpy arrays and scalars become lists and Python numbers; non-finite floats become
+    None, since strict JSON has no NaN or infinity; anything else becomes its string.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)                       # paths, enums: their readable form
+
+
+def peak_normalise(audio, *, peak_dbfs=-1.0):
+    """Scale ``audio`` so its peak is at ``peak_dbfs``; returns (scaled float32, gain in dB).
+
+    Decoded groove velocity is ~0.05 m/s, far below a file's full scale. Callers print
+    or record the gain: it is never applied silently. Silent or non-finite audio is
+    returned unscaled with a gain of 0 dB.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak == 0 or not np.isfinite(peak):
+        return audio, 0.0
+    gain = 10 ** (peak_dbfs / 20) / peak
+    return (audio * gain).astype(np.float32), float(20 * np.log10(gain))

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from . import restore
 from .eq import get_curve
-from .errors import GroovescanError, ParameterError
+from .errors import ParameterError
 from .geometry import DiscGeometry, find_geometry
 from .timebase import check_rpm, default_band, groove_audio, samples_per_turn
 from .track import GrooveTrack, track_groove

@@ -20,11 +20,11 @@ points it draws. A memory-mapped gigapixel TIFF is fine.
 from __future__ import annotations
 
 import os
-import secrets
 
 import numpy as np
 
 from .errors import MissingDpiError, OptionalDependencyError, OutputError, ParameterError
+from .io import atomic_output
 
 __all__ = [
     "require_matplotlib", "plot_scan", "plot_confidence", "plot_unwrapped", "plot_walls",
@@ -690,18 +690,5 @@ def save_figure(fig, path, *, overwrite=False, dpi=100):
     if ext not in FIGURE_FORMATS:
         raise OutputError(f"cannot write {ext or 'a file without extension'} ({path}); "
                           f"use one of: {', '.join(FIGURE_FORMATS)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"output folder {folder} does not exist; create it or choose another path")
-    if os.path.exists(path) and not overwrite:
-        raise OutputError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format=ext[1:], dpi=dpi)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OutputError(f"{path}: could not write the figure ({err.strerror or err}); "
-                          "check the free space and permissions") from err
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -55,6 +55,7 @@ from scipy import ndimage, signal, special
 
 from .eq import get_curve, recording_response
 from .errors import OutputError, ParameterError
+from .io import jsonable
 
 __all__ = [
     "PRESETS",
@@ -1691,7 +1692,7 @@ class RenderTruth:
         """JSON-able summary (scalars and small lists; big arrays as their length)."""
         skip = {"audio", "velocity", "displacement", "dust_px", "strokes_px", "row_offsets_px",
                 "row_gain", "spiral_radius_mm", "settings"}
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+        out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
         out.update(
             audio_samples=int(self.audio.size), groove_samples=int(self.velocity.size),
             audio_offset_s=self.audio_offset_s, duration_s=self.duration_s,
@@ -1702,25 +1703,9 @@ class RenderTruth:
             hair_count=sum(1 for k, *_ in self.strokes_px if k == "hair"),
             scratch_count=sum(1 for k, *_ in self.strokes_px if k == "scratch"),
             row_offset_rms_px=float(np.sqrt(np.mean(self.row_offsets_px ** 2))),
-            settings=_jsonable(asdict(self.settings)),
+            settings=jsonable(asdict(self.settings)),
         )
         return out
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None      # strict JSON
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 @dataclass(frozen=True, eq=False)
