@@ -49,6 +49,10 @@ class DiscGeometry:
         sampled at ``profile_step_mm`` (brightness units of the scan).
     scale_mismatch : ``px_mm[1] / px_mm[0] - 1`` (X vs Y scale difference of the scanner).
     confidence : 0..1, how well the harmonic model fits the measured groove shifts.
+    groove_radius_mm, groove_slope_mm : a groove crosses the ray at image angle
+        ``theta`` (rad, followed continuously from 0) at radius
+        ``groove_radius_mm + groove_slope_mm * theta``, give or take whole pitches: the
+        spiral as the fine fit saw it, which seeds the tracker.
     """
 
     centre_px: tuple[float, float]
@@ -64,6 +68,8 @@ class DiscGeometry:
     centre_residual_mm: float = 0.0
     confidence: float = 0.0
     wall_coherence: tuple[float, float] = (0.0, 0.0)
+    groove_radius_mm: float = float("nan")
+    groove_slope_mm: float = 0.0
     overview: np.ndarray | None = field(default=None, repr=False)
     overview_factor: int = 1
 
@@ -166,8 +172,11 @@ def _coarse_geometry(image, px_mm) -> _Coarse:
     energy = j_rr + j_cc
     coherence = np.sqrt((j_cc - j_rr) ** 2 + 4 * j_rc**2) / np.maximum(energy, 1e-30)
     angle = 0.5 * np.arctan2(2 * j_rc, j_cc - j_rr)           # gradient direction, x = col
-    strong = energy > 0.05 * np.percentile(energy, 99)
-    oriented = (coherence > 0.5) & strong
+    # grooves are the common kind of oriented texture; far stronger edges (opaque
+    # patches, the film's cut edge, the hole) and near-blank film are not grooves
+    coherent = (coherence > 0.5) & (energy > 0)
+    typical = np.median(energy[coherent]) if coherent.any() else 0.0
+    oriented = coherent & (energy > 0.05 * typical) & (energy < 20 * typical)
     if oriented.sum() < 20:
         raise NoGrooveError("no groove texture found in the scan; is this a record scan (check --dpi)?")
     rows, cols = np.nonzero(oriented)
@@ -213,7 +222,9 @@ def _detrend(profiles, radii, pitch_guess_mm):
     step = radii[1] - radii[0]
     sigma = max(1.0, 1.5 * pitch_guess_mm / step)
     smooth = ndimage.gaussian_filter1d(profiles, sigma, axis=1, mode="nearest")
-    return profiles / np.maximum(smooth, 1e-6) - 1.0
+    # where the film is nearly opaque only noise is left: do not blow it up into grooves
+    floor = 0.05 * np.nanmedian(smooth) if np.isfinite(smooth).any() else 1e-6
+    return profiles / np.maximum(smooth, max(floor, 1e-6)) - 1.0
 
 
 def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
@@ -401,11 +412,16 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                                                 720, 4, step)
             data.append((prof, radii, theta))
         if round_ == 0:
-            # the centre error shows whatever period is used: fix it with the strongest
-            candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
-            if not candidates:
-                raise NoGrooveError("no periodic groove pattern found in the grooved area")
-            pitch = candidates[0]
+            # the period the spiral confirms (its drift over a turn is one pitch); if no
+            # band confirms any while the centre is still rough, the strongest period
+            pitch, keep = _consistent_bands(data, centres_mm, step)
+            if keep:
+                data, centres_mm = [data[k] for k in keep], centres_mm[keep]
+            else:
+                candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
+                if not candidates:
+                    raise NoGrooveError("no periodic groove pattern found in the grooved area")
+                pitch = candidates[0]
         elif round_ == 1:
             # with the centre close, measure where the grooves really are, then the pitch
             dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step)
@@ -542,6 +558,8 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
     offset, polarity, coherence, profile = _choose_groove(
         image, centre, px, model_shift, band_radii[k], pitch, step)
     confidence = float(np.clip(1.0 - fit.rms / (0.25 * pitch), 0.0, 1.0))
+    groove_radius = a_k + offset
+    groove_radius += np.round((band_radii[k] - groove_radius) / pitch) * pitch
     return DiscGeometry(
         centre_px=(float(centre[0]), float(centre[1])),
         px_mm=(float(px[0]), float(px[1])),
@@ -556,6 +574,8 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         centre_residual_mm=float(fit.rms),
         confidence=confidence,
         wall_coherence=coherence,
+        groove_radius_mm=float(groove_radius),
+        groove_slope_mm=slope,
         overview=coarse.overview,
         overview_factor=coarse.factor,
     )

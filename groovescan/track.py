@@ -145,26 +145,23 @@ def _next_peak(peak):
     return np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
 
 
-def _seed_turn(response, last_peak, next_peak, seed_idx, max_step):
-    """One turn of groove, followed column by column from the peak nearest ``seed_idx``.
+def _seed_turn(response, last_peak, next_peak, predicted, max_step):
+    """One turn of groove: in each column the crossing nearest the fitted spiral.
 
-    Between neighbouring columns the groove moves by a tiny fraction of a pitch, so the
-    nearest peak is the same groove; where there is none the position is held.
+    ``predicted`` (fractional radius index per column) comes from the geometry's fit of
+    the grooves' phase over hundreds of sectors, so it is right to a small fraction of a
+    pitch everywhere; columns with no crossing within ``max_step`` keep the prediction.
     """
     n, n_r = response.shape
-    position = np.empty(n)
-    seen = np.zeros(n, bool)
-    current = int(seed_idx)
-    for j in range(n):
-        below = last_peak[j, min(current, n_r - 1)]
-        above = next_peak[j, min(current, n_r - 1)]
-        best = below if (above >= n_r or (below >= 0 and current - below <= above - current)) else above
-        if 0 <= best < n_r and abs(best - current) <= max_step:
-            current = int(best)
-            seen[j] = True
-        position[j] = current
-    refined = np.where(seen, _refine_peak(response, np.arange(n), position.astype(int)), position)
-    return refined, seen
+    cols = np.arange(n)
+    at = np.clip(np.round(predicted).astype(int), 0, n_r - 1)
+    below, above = last_peak[cols, at], next_peak[cols, at]
+    d_below = np.where(below >= 0, predicted - below, np.inf)
+    d_above = np.where(above < n_r, above - predicted, np.inf)
+    nearest = np.where(d_below <= d_above, below, above)
+    seen = np.minimum(d_below, d_above) <= max_step
+    refined = _refine_peak(response, cols, np.clip(nearest, 1, n_r - 2))
+    return np.where(seen, refined, predicted), seen
 
 
 def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_px, max_turns,
@@ -297,13 +294,13 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     next_peak = _next_peak(peak)
     weak, weak_last = _peak_positions(response, 0.4 * threshold)
     pitch_px = pitch / step
-    # seed: one turn where grooves are densest, then outwards to the start, inwards to the end
-    density = ndimage.uniform_filter1d(peak.mean(axis=0), max(3, int(4 * pitch_px)))
-    seed_idx = int(np.argmax(density))
-    # start the seed on a groove: the strongest crossing near the densest radius
-    window = slice(max(seed_idx - int(pitch_px), 0), seed_idx + int(pitch_px) + 1)
-    seed_idx = window.start + int(np.argmax(np.where(peak[0, window], response[0, window], -np.inf)))
-    seed, seed_seen = _seed_turn(response, last_peak, next_peak, seed_idx, 0.3 * pitch_px)
+    # seed: one turn on the spiral the geometry fitted, then outwards to the start and
+    # inwards to the end
+    unwrapped_theta = geometry.direction * 2 * np.pi * np.arange(n) / n
+    unwrapped_theta = unwrapped_theta - 2 * np.pi * np.floor(unwrapped_theta[0] / (2 * np.pi))
+    predicted = geometry.groove_radius_mm + geometry.groove_slope_mm * unwrapped_theta
+    seed, seed_seen = _seed_turn(response, last_peak, next_peak, (predicted - radii[0]) / step,
+                                 0.3 * pitch_px)
     max_turns = int((radii[-1] - radii[0]) / (0.4 * pitch)) + 2
     # outwards only strong grooves count, and most of a turn must be seen: beyond the
     # spiral's start lie the outline, film texture and dust, and only silence is lost

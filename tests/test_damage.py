@@ -46,10 +46,13 @@ def test_dust_hairs_scratches_are_repaired(clean, damage):
     assert result.report.n_clicks > 0
 
 
-@pytest.mark.xfail(reason="known tracker limitation (issue 4, open): on some discs an opaque "
-                          "patch makes the outward search accept a false outer turn or stop the "
-                          "seed turn; 2 of 4 rendered discs pass", strict=False)
-@pytest.mark.parametrize("patches", [1, 3])
+@pytest.mark.parametrize("patches", [
+    1,
+    pytest.param(3, marks=pytest.mark.xfail(
+        reason="known limitation (issue 4, open): with three patches on this disc the track "
+               "follows 11.0 of 11.7 turns; the outward search stops short of the spiral's "
+               "start where a patch hides half the outermost turn", strict=True)),
+])
 def test_opaque_patches_are_crossed_and_flagged(patches):
     truth, result, comparison = _decode(opaque_patches=patches)
     assert comparison.n_skips == 0, comparison.skips
