@@ -149,7 +149,8 @@ def combine_walls(walls: WallSignal):
     position = np.where(disagree, single, mean)
     gain = walls.gain.astype(np.float64)
     typical = np.nanmedian(gain, axis=0)
-    weak = ~(np.nanmin(gain / np.where(typical > 0, typical, np.nan), axis=1) > 0.25)
+    relative = gain / np.where(typical > 0, typical, np.nan)
+    weak = ~(np.fmin(relative[:, 0], relative[:, 1]) > 0.25)     # NaN (unmeasured) is weak too
     evidence = (disagree & (np.abs(single - ref) > 6 * sigma)) | weak | ~np.isfinite(position)
     return position, evidence
 

@@ -93,8 +93,11 @@ def _polar_image(image, geometry, theta, radii, lines_per_column, chunk=64):
         th = (theta[start:start + chunk, None] + offsets[None, :]).ravel()
         rows, cols = geometry.to_px(radii[None, :], th[:, None])
         values = sample(image, rows, cols, interpolation="linear")
-        out[start:start + chunk] = np.nanmean(
-            values.reshape(-1, lines_per_column, radii.size), axis=1)
+        values = values.reshape(-1, lines_per_column, radii.size)
+        seen = np.isfinite(values)
+        # radii off the image are NaN; a mean over what was seen, NaN where nothing was
+        out[start:start + chunk] = np.where(seen.any(axis=1), np.nansum(values, axis=1)
+                                            / np.maximum(seen.sum(axis=1), 1), np.nan)
     return out
 
 
