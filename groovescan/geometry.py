@@ -311,22 +311,28 @@ def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6)
     return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms, 0.0)
 
 
-def _annulus(image, centre, px, r_inner, r_outer, step, n_lines=90):
+def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90):
     """Radii of the grooves, from groove-scale texture along radii.
 
-    Sector averaging keeps grooves (circles about the centre) and washes out dust, the
-    outline and the X-ray picture; texture is the local RMS of the detrended profile.
+    Texture is the local strength of the profile's component at the groove pitch
+    (complex demodulation over half a millimetre, averaged over sectors): grooves have
+    it, film texture, the outline and dust do not, however strong their contrast.
     Returns ``(dense, extent)``: the radial range of densely packed grooves (where the
     pitch can be measured) and the range of any groove at all (lead-in, run-out).
     """
     lo, hi = max(r_inner - 3.0, 2 * step), r_outer + 3.0
     prof, radii, _ = _band_profiles(image, centre, px, lo, hi, n_lines, 8, step)
-    flat = _detrend(prof, radii, 0.3)
-    texture = np.sqrt(ndimage.uniform_filter1d(np.nanmean(np.nan_to_num(flat) ** 2, axis=0),
-                                               max(3, int(0.5 / step))))
-    top = np.percentile(texture, 95)
+    flat = np.nan_to_num(_detrend(prof, radii, pitch))
+    width = max(3, int(0.5 / step))
+    carrier = np.exp(-2j * np.pi * radii / pitch)[None, :]
+    demod = (ndimage.uniform_filter1d((flat * carrier).real, width, axis=1)
+             + 1j * ndimage.uniform_filter1d((flat * carrier).imag, width, axis=1))
+    periodic = np.abs(demod).mean(axis=0)
+    # any groove at all (a lead-in or run-out spiral has another pitch): plain RMS
+    broad = np.nan_to_num(_detrend(prof, radii, 0.3))
+    rms = np.sqrt(ndimage.uniform_filter1d(np.mean(broad**2, axis=0), width))
 
-    def main_run(mask):
+    def main_run(mask, texture):
         labels, n = ndimage.label(mask)
         if n == 0:
             return None
@@ -334,9 +340,9 @@ def _annulus(image, centre, px, r_inner, r_outer, step, n_lines=90):
         run = np.flatnonzero(labels == np.argmax(weight) + 1)
         return float(radii[run[0]]), float(radii[run[-1]])
 
-    dense = main_run(texture > 0.5 * top) or (r_inner, r_outer)
-    extent = main_run(ndimage.binary_closing(texture > 0.15 * top, iterations=int(1.0 / step)))
-    extent = extent or dense
+    dense = main_run(periodic > 0.5 * np.percentile(periodic, 95), periodic) or (r_inner, r_outer)
+    closed = ndimage.binary_closing(rms > 0.15 * np.percentile(rms, 95), iterations=int(1.0 / step))
+    extent = main_run(closed, rms) or dense
     return dense, (min(extent[0], dense[0]), max(extent[1], dense[1]))
 
 
@@ -424,7 +430,7 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                 pitch = candidates[0]
         elif round_ == 1:
             # with the centre close, measure where the grooves really are, then the pitch
-            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step)
+            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
             centres_mm, width = _choose_bands(*dense)
             data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                     for rc in centres_mm]
