@@ -274,7 +274,6 @@ class _Fit:
     q: float
     slopes: np.ndarray
     rms: float
-    strength_ratio: float
 
 
 def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6):
@@ -308,7 +307,7 @@ def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6)
         scale = max(1.4826 * np.median(np.abs(resid[used])), 1e-4) if used.any() else 1e-4
         w = base_w / (1.0 + (resid / (3 * scale)) ** 2)
     rms = float(np.sqrt(np.average(resid**2, weights=np.maximum(w, 1e-30))))
-    return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms, 0.0)
+    return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms)
 
 
 def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90):

@@ -2,12 +2,13 @@
 
 The scan is unwrapped into a polar image (angle x radius) around the fitted centre,
 angles in playing order. A matched filter with the groove's own mean profile turns
-every groove crossing into a peak. The first turn is the outermost groove; every later
-turn is the first groove *inside* the previous one at the same angle — the previous
-turn is a fence the track may never cross, which is what keeps it from skipping.
-Where the groove cannot be seen (dust, scratch, tear, opaque film) the found pitch
-disagrees with its neighbours; those columns are *coasted*: placed one local pitch
-inside the previous turn, flagged, and given zero confidence.
+every groove crossing into a peak. One turn is seeded on the spiral the geometry
+fitted; from it the track goes outwards, turn by turn, to the spiral's start, and
+inwards to its end. Each turn is the first groove *past* the previous one at the same
+angle: the previous turn is a fence the track may never cross, which is what keeps it
+from skipping. Where the groove cannot be seen (dust, scratch, tear, opaque film) the
+found spacing disagrees with its neighbours; those columns are *coasted*: placed one
+local pitch past the previous turn, flagged, and given zero confidence.
 """
 from __future__ import annotations
 

@@ -76,7 +76,6 @@ class _Estimator:
     coarse_shifts: np.ndarray    # (K,) mm
     fine_shifts: np.ndarray      # (F,) mm
     fine_pinv: np.ndarray        # (F, 2 walls, 3, L): rows -> (gain, offset, -gain*delta)
-    fine_norm: np.ndarray        # (F, 2) template contrast in each wall window
 
 
 def _template_at(template, step, v):
@@ -96,7 +95,6 @@ def _build_estimator(template, t_step, offsets, max_shift, half_width):
         bank[:, k] = t / max(np.linalg.norm(t), 1e-12)
     fine_shifts = np.arange(-max_shift, max_shift + step / 8, step / 4)
     pinv = np.zeros((fine_shifts.size, 2, 3, offsets.size))
-    norm = np.zeros((fine_shifts.size, 2))
     h = step / 4
     for k, s in enumerate(fine_shifts):
         t = _template_at(template, t_step, offsets - s)
@@ -106,9 +104,8 @@ def _build_estimator(template, t_step, offsets, max_shift, half_width):
                                     (offsets >= s) & (offsets <= s + half_width))):
             design = np.stack([t, np.ones_like(t), dt], axis=1)[window]
             pinv[k, w][:, window] = np.linalg.pinv(design)
-            norm[k, w] = np.std(t[window])
     return _Estimator(offsets, bank.astype(np.float32), coarse_shifts, fine_shifts,
-                      pinv.astype(np.float32), norm)
+                      pinv.astype(np.float32))
 
 
 def _grouped_apply(profiles, idx, pinv):
