@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from . import __version__
+from .eq import CURVES
 from .errors import GroovescanError, OutputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -133,8 +134,7 @@ def _add_inspect_parser(sub):
     p = sub.add_parser("inspect", help="decode a scan and save a diagnostic report page (needs matplotlib)")
     p.add_argument("scan", help="scan image (TIFF or PNG)")
     p.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf or .svg)")
-    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
-    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
+    _add_decode_options(p, audio=False)
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or report")
     p.set_defaults(func=_cmd_inspect)
@@ -148,19 +148,24 @@ def _add_batch_parser(sub):
                    help="folder for NAME.wav and NAME.json (created if missing)")
     p.add_argument("--workers", type=_positive_int, help="processes decoding at once (default: one per CPU)")
     p.add_argument("--force", action="store_true", help="decode again scans already done")
-    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
-    p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
-    p.add_argument("--eq", default="flat", help="playback curve: flat, riaa, nab, aes, columbia78, decca78, "
-                   "emi78, blumlein, 500flat, rca_old, ccir78 (default flat)")
-    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides every file's metadata")
-    p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
-                   help="sample format: float (default), 16 or 24 bit")
-    p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
+    _add_decode_options(p, audio=True)
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster, e.g. tcp://host:8786 (needs groovescan[dask]; "
                    "workers must see the same folders)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
     p.set_defaults(func=_cmd_batch)
+
+
+def _add_decode_options(p, *, audio):
+    """The options of ``decode()`` shared by decode, inspect and batch (audio: output ones too)."""
+    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
+    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
+    if audio:
+        p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
+        p.add_argument("--eq", default="flat", help=f"playback curve: {', '.join(CURVES)} (default flat)")
+        p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
+                       help="sample format: float (default), 16 or 24 bit")
+        p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
 
 
 def build_parser():
@@ -171,14 +176,7 @@ def build_parser():
     p = sub.add_parser("decode", help="decode a scan to an audio file")
     p.add_argument("scan", help="scan image (TIFF or PNG)")
     p.add_argument("-o", "--output", required=True, help="audio file to write (.wav or .flac)")
-    p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
-    p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
-    p.add_argument("--eq", default="flat", help="playback curve: flat, riaa, nab, aes, columbia78, decca78, "
-                   "emi78, blumlein, 500flat, rca_old, ccir78 (default flat)")
-    p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
-    p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
-                   help="sample format: float (default), 16 or 24 bit")
-    p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
+    _add_decode_options(p, audio=True)
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or report")
     p.set_defaults(func=_cmd_decode)

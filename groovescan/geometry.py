@@ -411,11 +411,12 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
     pitch = np.nan
     step = min(px) / 2
     for round_ in range(n_rounds):
-        data = []
-        for rc in centres_mm:
-            prof, radii, theta = _band_profiles(image, centre, px, rc - width / 2, rc + width / 2,
-                                                720, 4, step)
-            data.append((prof, radii, theta))
+        if round_ == 1:
+            # with the centre close, measure where the grooves really are
+            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
+            centres_mm, width = _choose_bands(*dense)
+        data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
+                for rc in centres_mm]
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch); if no
             # band confirms any while the centre is still rough, the strongest period
@@ -428,11 +429,6 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                     raise NoGrooveError("no periodic groove pattern found in the grooved area")
                 pitch = candidates[0]
         elif round_ == 1:
-            # with the centre close, measure where the grooves really are, then the pitch
-            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
-            centres_mm, width = _choose_bands(*dense)
-            data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
-                    for rc in centres_mm]
             pitch, keep = _consistent_bands(data, centres_mm, step)
             if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")

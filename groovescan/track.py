@@ -296,7 +296,7 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     if peak.sum() < n:
         raise NoGrooveError("the groove could not be followed: too few groove crossings found")
     next_peak = _next_peak(peak)
-    weak, weak_last = _peak_positions(response, 0.4 * threshold)
+    _, weak_last = _peak_positions(response, 0.4 * threshold)
     pitch_px = pitch / step
     # seed: one turn on the spiral the geometry fitted, then outwards to the start and
     # inwards to the end
