@@ -39,9 +39,33 @@ def check_rpm(rpm) -> float:
     return rpm
 
 
+def _is_smooth(n, primes=(2, 3, 5, 7, 11, 13)):
+    """True if ``n`` has no prime factor above 13 (fast FFT sizes)."""
+    for p in primes:
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+def _largest_prime_factor(n):
+    largest, p = 1, 2
+    while p * p <= n:
+        while n % p == 0:
+            largest, n = p, n // p
+        p += 1
+    return max(largest, n) if n > 1 else largest
+
+
 def samples_per_turn(*, sr, rpm) -> int:
-    """Whole number of samples per revolution closest to ``sr`` at ``rpm``."""
-    return int(round(sr * 60.0 / rpm))
+    """Samples per revolution: the first 7-smooth number at or above ``sr * 60 / rpm``.
+
+    At least ``sr`` samples a second keep the output band; a number with only small
+    prime factors keeps the exact change of rate to ``sr`` an FFT of fast length.
+    """
+    n = int(np.ceil(sr * 60.0 / rpm - 1e-9))
+    while not _is_smooth(n, (2, 3, 5, 7)):
+        n += 1
+    return n
 
 
 def default_band(rpm) -> tuple[float, float]:
@@ -81,11 +105,15 @@ def _exact_lengths(n_min, fs, sr):
     denominator costs a little more FFT time and keeps the timebase exact.
     """
     ratio = Fraction(sr).limit_denominator(10**6) / Fraction(fs).limit_denominator(10**6)
-    if ratio.denominator > 50 * n_min:          # pathological rates: accept rounding
-        n_fft = scipy.fft.next_fast_len(n_min)
+    d = ratio.denominator
+    if d > n_min or _largest_prime_factor(d) > 1000:
+        # only for pathological rates: rounding the length puts the speed off by up
+        # to 0.5 / n, half a sample over the whole output
+        n_fft = scipy.fft.next_fast_len(n_min, real=True)
         return n_fft, int(round(n_fft * sr / fs))
-    n_fft = ratio.denominator * -(-n_min // ratio.denominator)
-    return n_fft, n_fft * ratio.numerator // ratio.denominator
+    # a prime such as 487 (77.92 rpm) costs the FFT about twice the time, not more
+    n_fft = d * scipy.fft.next_fast_len(-(-n_min // d), real=True)
+    return n_fft, n_fft * ratio.numerator // d
 
 
 def groove_audio(displacement_m, *, fs, sr, curve="flat", band=(30.0, 8000.0)):
