@@ -135,21 +135,23 @@ def combine_walls(walls: WallSignal):
     wall closer to the local median is kept. Returns the position relative to the
     track (mm) and evidence of corruption (bool) for the click detector.
     """
-    left = walls.left_mm.astype(np.float64)
-    right = walls.right_mm.astype(np.float64)
-    both = np.isfinite(left) & np.isfinite(right)
-    mean = np.where(both, 0.5 * (left + right), np.where(np.isfinite(left), left, right))
-    d = np.where(both, left - right, 0.0)
+    # float32 throughout: offsets are fractions of a pitch, far inside its precision,
+    # and a side has millions of samples
+    left, right = walls.left_mm, walls.right_mm
+    has_left, has_right = np.isfinite(left), np.isfinite(right)
+    both = has_left & has_right
+    mean = np.where(both, 0.5 * (left + right), np.where(has_left, left, right))
+    d = np.where(both, left - right, np.float32(0))
     dev = d - _running_median(d, 31)
-    sigma = 1.4826 * np.median(np.abs(dev[both])) if both.any() else np.inf
+    del d
+    sigma = np.float32(1.4826 * np.median(np.abs(dev[both]))) if both.any() else np.float32(np.inf)
     disagree = both & (np.abs(dev) > 6 * sigma)
+    del dev
     ref = _running_median(np.nan_to_num(mean), 9)
-    pick_left = np.abs(left - ref) <= np.abs(right - ref)
-    single = np.where(pick_left, left, right)
+    single = np.where(np.abs(left - ref) <= np.abs(right - ref), left, right)
     position = np.where(disagree, single, mean)
-    gain = walls.gain.astype(np.float64)
-    typical = np.nanmedian(gain, axis=0)
-    relative = gain / np.where(typical > 0, typical, np.nan)
+    typical = np.nanmedian(walls.gain, axis=0)
+    relative = walls.gain / np.where(typical > 0, typical, np.nan).astype(np.float32)
     weak = ~(np.fmin(relative[:, 0], relative[:, 1]) > 0.25)     # NaN (unmeasured) is weak too
     evidence = (disagree & (np.abs(single - ref) > 6 * sigma)) | weak | ~np.isfinite(position)
     return position, evidence

@@ -9,12 +9,22 @@ box; callers that ask for scattered points still get a correct answer.
 """
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
 _INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 _REMAP_LIMIT = 32_000       # OpenCV keeps source coordinates in 16-bit integers
 _MARGIN = 3                 # pixels around a box, enough for the cubic kernel
+
+
+def cpu_workers(workers=None):
+    """Threads to use: ``workers`` if given, else the CPUs this process may run on."""
+    if workers is not None:
+        return max(1, int(workers))
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(usable))
 
 
 def sample(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 24, fill=np.nan):
@@ -56,38 +66,57 @@ def sample_compact(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 
     """Like :func:`sample` for a compact point set, faster: one box, native dtype.
 
     ``rows`` and ``cols`` are float32 arrays of one shape (at most 2-D). The box is
-    remapped in its stored type where that loses nothing that matters (16-bit and
-    float scans; 8-bit ones are widened first, as rounding the result to whole
-    levels would add noise comparable to the scan's own quantisation). Points
-    outside the image are NaN. Falls back to :func:`sample` for sprawling sets.
+    remapped in its stored type where that loses nothing that matters (float32, and
+    16-bit boxes whose levels are high and clear of both ends); otherwise it is
+    widened to float32 first. Points outside the image are NaN. Falls back to
+    :func:`sample` for sprawling sets.
     """
     rows = np.asarray(rows, dtype=np.float32)
     cols = np.asarray(cols, dtype=np.float32)
     if rows.size == 0:
         return np.empty(rows.shape, np.float32)
-    r0 = max(int(np.floor(rows.min())) - _MARGIN, 0)
-    r1 = min(int(np.ceil(rows.max())) + _MARGIN + 1, image.shape[0])
-    c0 = max(int(np.floor(cols.min())) - _MARGIN, 0)
-    c1 = min(int(np.ceil(cols.max())) + _MARGIN + 1, image.shape[1])
+    r_lo, r_hi, c_lo, c_hi = (float(f(a)) for a in (rows, cols) for f in (np.min, np.max))
+    r0 = max(int(np.floor(r_lo)) - _MARGIN, 0)
+    r1 = min(int(np.ceil(r_hi)) + _MARGIN + 1, image.shape[0])
+    c0 = max(int(np.floor(c_lo)) - _MARGIN, 0)
+    c1 = min(int(np.ceil(c_hi)) + _MARGIN + 1, image.shape[1])
     h, w = r1 - r0, c1 - c0
     if h <= 0 or w <= 0 or h * w > max_box_px or max(h, w) > _REMAP_LIMIT:
         return sample(image, rows, cols, interpolation=interpolation, max_box_px=max_box_px)
-    box = np.asarray(image[r0:r1, c0:c1])
-    if box.dtype not in (np.uint16, np.float32):
+    box = np.ascontiguousarray(image[r0:r1, c0:c1])
+    if not _remap_in_place(box):
         box = box.astype(np.float32)
-    box = np.ascontiguousarray(box)
-    flat_r = (rows - r0).reshape(-1, rows.shape[-1]) if rows.ndim > 1 else (rows - r0)[None, :]
-    flat_c = (cols - c0).reshape(-1, cols.shape[-1]) if cols.ndim > 1 else (cols - c0)[None, :]
+    flat_r = rows.reshape(-1, rows.shape[-1]) if rows.ndim > 1 else rows[None, :]
+    flat_c = cols.reshape(-1, cols.shape[-1]) if cols.ndim > 1 else cols[None, :]
     out = np.empty(flat_r.shape, np.float32)
-    step = 16384
+    step = max(1, min(16384, (1 << 18) // flat_r.shape[1]))   # cache-sized chunks, within remap's limit
+    flag = _INTERPOLATION[interpolation]
     for i in range(0, flat_r.shape[0], step):
-        res = cv2.remap(box, flat_c[i:i + step], flat_r[i:i + step], _INTERPOLATION[interpolation],
-                        borderMode=cv2.BORDER_REPLICATE)
-        out[i:i + step] = res
-    outside = (rows < -0.5) | (rows > image.shape[0] - 0.5) | (cols < -0.5) | (cols > image.shape[1] - 0.5)
+        out[i:i + step] = cv2.remap(box, flat_c[i:i + step] - np.float32(c0),
+                                    flat_r[i:i + step] - np.float32(r0), flag,
+                                    borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(rows.shape)
-    out[outside] = np.nan
+    if r_lo < -0.5 or c_lo < -0.5 or r_hi > image.shape[0] - 0.5 or c_hi > image.shape[1] - 0.5:
+        outside = (rows < -0.5) | (rows > image.shape[0] - 0.5) | (cols < -0.5) | (cols > image.shape[1] - 0.5)
+        out[outside] = np.nan
     return out
+
+
+def _remap_in_place(box):
+    """Whether OpenCV may interpolate ``box`` in its stored type without harm.
+
+    Float32 always. 16-bit when rounding the result to a whole level is tiny against
+    the box's contrast and the cubic kernel's overshoot (up to ~8 % of an edge's
+    step) cannot be clipped at 0 or 65535: nearly black film or a saturated scan is
+    widened to float32 first.
+    """
+    if box.dtype == np.float32:
+        return True
+    if box.dtype != np.uint16 or box.size == 0:
+        return False
+    low, high, _, _ = cv2.minMaxLoc(box.reshape(box.shape[0], -1))
+    overshoot = 0.1 * (high - low)
+    return high - low >= 256 and low - overshoot >= 0 and high + overshoot <= 65535
 
 
 def _sample_boxes(image, rows, cols, index, out, flag, max_box_px):

@@ -12,6 +12,7 @@ local pitch past the previous turn, flagged, and given zero confidence.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from scipy import ndimage
 
 from .errors import NoGrooveError
 from .geometry import DiscGeometry
-from .sampling import sample
+from .sampling import cpu_workers, sample_compact
 
 __all__ = ["GrooveTrack", "track_groove"]
 
@@ -84,21 +85,30 @@ class GrooveTrack:
 def _polar_image(image, geometry, theta, radii, lines_per_column, chunk=64):
     """Mean of ``lines_per_column`` radial lines per angle bin, (n_theta, n_radii) float32.
 
-    Sampled in wedges of ``chunk`` columns so each read is a compact box.
+    Sampled in wedges of ``chunk`` columns so each read is a compact box; two wedges
+    at a time, as OpenCV and numpy release the GIL.
     """
     n_theta = theta.size
     dtheta = 2 * np.pi / n_theta
     offsets = ((np.arange(lines_per_column) + 0.5) / lines_per_column - 0.5) * dtheta
     out = np.empty((n_theta, radii.size), dtype=np.float32)
-    for start in range(0, n_theta, chunk):
+    radii32 = radii.astype(np.float32)[None, :]
+
+    def wedge(start):
         th = (theta[start:start + chunk, None] + offsets[None, :]).ravel()
-        rows, cols = geometry.to_px(radii[None, :], th[:, None])
-        values = sample(image, rows, cols, interpolation="linear")
+        to_row = (np.sin(th) / geometry.px_mm[0]).astype(np.float32)[:, None]
+        to_col = (np.cos(th) / geometry.px_mm[1]).astype(np.float32)[:, None]
+        rows = np.float32(geometry.centre_px[0]) + radii32 * to_row
+        cols = np.float32(geometry.centre_px[1]) + radii32 * to_col
+        values = sample_compact(image, rows, cols, interpolation="linear")
         values = values.reshape(-1, lines_per_column, radii.size)
         seen = np.isfinite(values)
         # radii off the image are NaN; a mean over what was seen, NaN where nothing was
         out[start:start + chunk] = np.where(seen.any(axis=1), np.nansum(values, axis=1)
                                             / np.maximum(seen.sum(axis=1), 1), np.nan)
+
+    with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
+        list(pool.map(wedge, range(0, n_theta, chunk)))
     return out
 
 
@@ -120,12 +130,18 @@ def _groove_response(polar, template, step_mm, pitch_mm):
     return response / np.maximum(rms, max(floor, 1e-12))
 
 
+def _index_dtype(n_radii):
+    """Smallest integer type for radius indices: the index maps are the tracker's bulk."""
+    return np.int16 if n_radii < np.iinfo(np.int16).max else np.int32
+
+
 def _peak_positions(response, threshold):
     """Local maxima above ``threshold``; returns (mask, last peak index at or below i)."""
     peak = (response > threshold)
     peak[:, 1:-1] &= (response[:, 1:-1] >= response[:, :-2]) & (response[:, 1:-1] > response[:, 2:])
     peak[:, [0, -1]] = False
-    idx = np.where(peak, np.arange(response.shape[1], dtype=np.int32)[None, :], np.int32(-1))
+    dtype = _index_dtype(response.shape[1])
+    idx = np.where(peak, np.arange(response.shape[1], dtype=dtype)[None, :], dtype(-1))
     return peak, np.maximum.accumulate(idx, axis=1)
 
 
@@ -145,7 +161,8 @@ def _running_median(x, size):
 def _next_peak(peak):
     """Smallest peak index at or above i, per row (n_r where there is none)."""
     n_r = peak.shape[1]
-    idx = np.where(peak, np.arange(n_r, dtype=np.int32)[None, :], np.int32(n_r))
+    dtype = _index_dtype(n_r)
+    idx = np.where(peak, np.arange(n_r, dtype=dtype)[None, :], dtype(n_r))
     return np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
 
 
@@ -229,12 +246,17 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
 
 
 def _ends_at_seam(seen, *, at_end):
-    """True if ``seen`` is, give or take a few columns, one run touching the seam."""
+    """True if ``seen`` is, give or take a few columns, mostly one run touching the seam.
+
+    A few stray columns seen before the run (a dust speck, a bit of groove between two
+    patches) do not count against it; scattered runs all round do.
+    """
     smooth = ndimage.median_filter(seen.astype(np.uint8), size=33, mode="nearest").astype(bool)
     labels, n_runs = ndimage.label(smooth)
-    if n_runs != 1 or smooth.sum() < 0.02 * seen.size:
+    if n_runs == 0 or smooth.sum() < 0.02 * seen.size:
         return False
-    return bool(smooth[-1] if at_end else smooth[0])
+    seam_run = labels[-1] if at_end else labels[0]
+    return bool(seam_run) and np.count_nonzero(labels == seam_run) >= 0.8 * smooth.sum()
 
 
 def _start_column(seen):

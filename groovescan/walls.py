@@ -14,12 +14,14 @@ box and memory stays bounded whatever the scan size.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .geometry import DiscGeometry
-from .sampling import sample_compact
+from .sampling import cpu_workers, sample_compact
 from .track import GrooveTrack
 
 __all__ = ["WallSignal", "measure_walls"]
@@ -179,7 +181,7 @@ def _learn_template(profiles, offsets, half_width, n_iter=3):
 
 
 def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_per_turn,
-                  step_px=0.5, n_wedges=None, progress=None) -> WallSignal:
+                  step_px=0.5, n_wedges=None, workers=None, progress=None) -> WallSignal:
     """Measure both walls of the groove at ``samples_per_turn`` angles per turn.
 
     Parameters
@@ -191,6 +193,10 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
         sample rate of the result.
     step_px : float
         Spacing of the points read across the groove, in pixels.
+    n_wedges : int, optional
+        Angular wedges the work is split into (default: enough to keep each small).
+    workers : int, optional
+        Threads measuring wedges at once (default: the CPUs this process may use).
     progress : callable(done, total), optional
 
     Returns
@@ -199,8 +205,8 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
 
     Notes
     -----
-    Peak memory: about ``100 * n_samples / n_wedges * L`` bytes for a wedge's
-    profiles and coordinates (``L`` points across the groove), plus the outputs
+    Peak memory: about ``100 * n_samples / n_wedges * L`` bytes for each wedge in
+    flight (one per worker; ``L`` points across the groove), plus the outputs
     (~40 bytes a sample): about 1 GB for a 3-minute side at 44.1 kHz.
     """
     image = getattr(scan, "image", scan)
@@ -214,10 +220,6 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     half = 0.5 * pitch + 4 * px
     offsets = np.arange(-np.ceil(half / step), np.ceil(half / step) + 1) * step
     half_width = 0.45 * pitch
-    # samples along the groove: more than one line where a sample spans > 1 pixel of arc
-    arc_px = 2 * np.pi * np.nanmax(track_mm) / n_per / px
-    n_lines = int(np.clip(np.ceil(arc_px), 1, 4))
-    tangential = ((np.arange(n_lines) + 0.5) / n_lines - 0.5) * (2 * np.pi / n_per)
     coasted_track = track.coasted.ravel()
     coasted = coasted_track[np.minimum((phi / (2 * np.pi) * track.points_per_turn).astype(int),
                                        coasted_track.size - 1)]
@@ -225,17 +227,34 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     offsets32 = offsets.astype(np.float32)
     centre_row, centre_col = (np.float32(c) for c in geometry.centre_px)
 
-    def read(index):
-        """Profiles (len(index), L) across the groove, averaged over the tangential lines."""
+    def read_lines(index):
+        """Profiles (len(index), L) across the groove, averaged over tangential lines.
+
+        Where a sample spans more than a pixel of arc, several lines side by side
+        cover it, so no pixel between samples goes unread (no aliased noise).
+        """
+        arc_px = 2 * np.pi * float(np.max(track_mm[index])) / n_per / px
+        n_lines = int(np.clip(np.ceil(arc_px), 1, 4))
+        tangential = ((np.arange(n_lines) + 0.5) / n_lines - 0.5) * (2 * np.pi / n_per)
         theta = track.theta_at(phi[index])[:, None] + track.direction * tangential[None, :]
         to_row = (np.sin(theta) / geometry.px_mm[0]).astype(np.float32)[:, :, None]
         to_col = (np.cos(theta) / geometry.px_mm[1]).astype(np.float32)[:, :, None]
-        r = track_mm[index].astype(np.float32)[:, None, None] + offsets32[None, None, :]
-        rows = (centre_row + r * to_row).reshape(-1, offsets.size)
-        cols = (centre_col + r * to_col).reshape(-1, offsets.size)
-        values = sample_compact(image, rows, cols, interpolation="cubic")
+        r = track_mm[index].astype(np.float32)[:, None, None]
+        # centre + (r + offset) * direction, as a base point plus a step per offset
+        rows = (centre_row + r * to_row) + offsets32 * to_row
+        cols = (centre_col + r * to_col) + offsets32 * to_col
+        values = sample_compact(image, rows.reshape(-1, offsets.size), cols.reshape(-1, offsets.size),
+                                interpolation="cubic")
         values = values.reshape(index.size, n_lines, offsets.size)
         return values.mean(axis=1) if n_lines > 1 else values[:, 0]
+
+    def read(index, chunk=8192):
+        # a few thousand samples at a time keep the coordinate maps in the CPU's cache;
+        # consecutive samples of a wedge are neighbouring turns, so each box is compact
+        out = np.empty((index.size, offsets.size), np.float32)
+        for start in range(0, index.size, chunk):
+            out[start:start + chunk] = read_lines(index[start:start + chunk])
+        return out
 
     # the template, from a spread subset of well-tracked samples
     rng = np.random.default_rng(0)
@@ -253,24 +272,31 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     gain = np.full((n, 2), np.nan, np.float32)
     residual = np.full(n, np.nan, np.float32)
     # wedges small enough that coordinates stay at ~16 MB a map
-    n_wedges = n_wedges or max(16, int(np.ceil(n * offsets.size * n_lines / 4e6)))
+    n_wedges = n_wedges or max(16, int(np.ceil(n * offsets.size / 2e6)))
     column = np.arange(n) % n_per
     order = np.argsort(column * n_wedges // n_per, kind="stable")
     bounds = np.searchsorted((column * n_wedges // n_per)[order], np.arange(n_wedges + 1))
     contrast = np.std(template)
-    for w in range(n_wedges):
+
+    def measure_wedge(w):
         index = order[bounds[w]:bounds[w + 1]]
         index = index[np.isfinite(track_mm[index])]
         if index.size == 0:
-            continue
+            return
         profiles = read(index)
         shifts, g, _ = _estimate(profiles, est)
         left[index] = shifts[:, 0]      # window at v <= s: the inner wall (smaller radius)
         right[index] = shifts[:, 1]
         gain[index] = g
         residual[index] = np.std(profiles, axis=1) / max(contrast, 1e-12)
-        if progress is not None:
-            progress(w + 1, n_wedges)
+
+    # wedges write disjoint samples; OpenCV and numpy release the GIL for the heavy work.
+    # BLAS is kept to one thread: its own threads on these small products only contend
+    with threadpool_limits(1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=cpu_workers(workers)) as pool:
+        for done, _ in enumerate(pool.map(measure_wedge, range(n_wedges)), 1):
+            if progress is not None:
+                progress(done, n_wedges)
     d = (left - right)[np.isfinite(left) & np.isfinite(right)]
     noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / 2) if d.size else np.nan
     return WallSignal(left_mm=left, right_mm=right, track_mm=track_mm, gain=gain, residual=residual,

@@ -56,3 +56,28 @@ def test_block_reduce_mean_reads_in_strips(long_strip):
     # the mean of a plane over a block is its value at the block centre
     rows, cols = np.indices(reduced.shape)
     np.testing.assert_allclose(reduced, 3.0 + 0.25 * (8 * rows + 3.5) + 0.001 * (8 * cols + 3.5), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8])
+def test_sample_compact_matches_sample_and_marks_points_off_the_image(dtype):
+    # a compact patch of radial lines (the walls' reading pattern), partly off the image
+    image = (np.random.default_rng(2).random((500, 700)) * 200).astype(dtype)
+    theta = np.linspace(0.3, 0.5, 3000, dtype=np.float32)[:, None]
+    r = np.float32(520) + np.arange(-20, 21, dtype=np.float32)[None, :] * 0.5
+    rows, cols = 250 + r * np.sin(theta), -20 + r * np.cos(theta)
+    got = sample_compact(image, rows, cols, interpolation="cubic")
+    expected = sample(image.astype(np.float32), rows, cols, interpolation="cubic")
+    off = (rows < -0.5) | (rows > 499.5) | (cols < -0.5) | (cols > 699.5)
+    assert off.any() and (~off).any()
+    assert np.isnan(got[off]).all()
+    np.testing.assert_allclose(got[~off], expected[~off], atol=1e-3)
+
+
+def test_sample_compact_rounds_16_bit_only_where_it_cannot_matter():
+    bright = (30000 + np.random.default_rng(3).random((200, 200)) * 2000).astype(np.uint16)
+    rows, cols = np.meshgrid(np.linspace(5, 190, 300, dtype=np.float32), np.linspace(5, 190, 40, dtype=np.float32))
+    exact = sample(bright.astype(np.float32), rows, cols)
+    np.testing.assert_allclose(sample_compact(bright, rows, cols), exact, atol=0.51)   # whole levels
+    dark = (bright // 500).astype(np.uint16)        # nearly black film: a few levels
+    exact = sample(dark.astype(np.float32), rows, cols)
+    np.testing.assert_allclose(sample_compact(dark, rows, cols), exact, atol=1e-3)
