@@ -110,7 +110,7 @@ def _orientation_overview(image, px_mm, factor):
     are averaged over ``factor`` x ``factor`` blocks. Read in strips with a margin.
     """
     # grooves need no more than ~20 um pixels to show their orientation: reduce first
-    reduce = max(1, int(0.02 / px_mm))
+    reduce = _overview_reduction(px_mm)
     while factor % reduce:
         reduce -= 1
     px_mm = px_mm * reduce
@@ -124,10 +124,14 @@ def _orientation_overview(image, px_mm, factor):
         j = min(height, i + blocks_per_strip)
         r0, r1 = max(i * factor - margin, 0), min(j * factor + margin, image.shape[0])
         r0, r1 = r0 - r0 % reduce, r1 - (r1 - r0) % reduce
-        strip = np.asarray(image[r0:r1, :width * factor], dtype=np.float32)
+        strip = np.asarray(image[r0:r1, :width * factor])
+        if strip.dtype not in (np.uint8, np.uint16, np.float32):
+            strip = strip.astype(np.float32)
         if reduce > 1:
+            # area-average in the stored type, so only the reduced pixels are widened
             strip = cv2.resize(strip, (strip.shape[1] // reduce, strip.shape[0] // reduce),
                                interpolation=cv2.INTER_AREA)
+        strip = strip.astype(np.float32, copy=False)
         wide = cv2.GaussianBlur(strip, (0, 0), s_wide)
         band = cv2.GaussianBlur(strip, (0, 0), s_fine) - wide
         band /= np.maximum(wide, 1e-3 * float(wide.max() or 1.0))
@@ -138,6 +142,11 @@ def _orientation_overview(image, px_mm, factor):
         for k, product in enumerate((g_row * g_row, g_row * g_col, g_col * g_col)):
             tensor[k, i:j] = product[keep, :width * f].reshape(j - i, f, width, f).mean(axis=(1, 3))
     return tensor
+
+
+def _overview_reduction(px_mm):
+    """Whole-pixel reduction that brings the overview's pixels near 20 um."""
+    return max(1, int(round(0.02 / px_mm)))
 
 
 def _fit_centre_to_normals(points, normals, weights, n_iter=8):
@@ -163,7 +172,7 @@ def _coarse_geometry(image, px_mm) -> _Coarse:
     robust least-squares meeting point of those normals; the annulus is the range of
     radii where blocks are both strongly oriented and oriented radially.
     """
-    reduce = max(1, int(0.02 / px_mm))
+    reduce = _overview_reduction(px_mm)
     factor = reduce * max(1, int(round(0.4 / (px_mm * reduce))))
     tensor = _orientation_overview(image, px_mm, factor)
     if tensor.shape[1] * tensor.shape[2] < 100:
@@ -221,7 +230,11 @@ def _detrend(profiles, radii, pitch_guess_mm):
     """Remove brightness varying slower than the grooves (the X-ray picture)."""
     step = radii[1] - radii[0]
     sigma = max(1.0, 1.5 * pitch_guess_mm / step)
-    smooth = ndimage.gaussian_filter1d(profiles, sigma, axis=1, mode="nearest")
+    # three box passes approximate the Gaussian at a cost independent of its width
+    width = 2 * int(np.sqrt(4 * sigma**2 + 1) / 2) + 1
+    smooth = profiles
+    for _ in range(3):
+        smooth = ndimage.uniform_filter1d(smooth, width, axis=1, mode="nearest")
     # where the film is nearly opaque only noise is left: do not blow it up into grooves
     floor = 0.05 * np.nanmedian(smooth) if np.isfinite(smooth).any() else 1e-6
     return profiles / np.maximum(smooth, max(floor, 1e-6)) - 1.0
@@ -412,6 +425,8 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
     step = min(px) / 2
     for round_ in range(n_rounds):
         if round_ == 1:
+            # the pitch is known: two dozen samples a period are plenty for its phase
+            step = max(step, pitch / 24)
             # with the centre close, measure where the grooves really are
             dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
             centres_mm, width = _choose_bands(*dense)
