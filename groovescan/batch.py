@@ -196,6 +196,9 @@ def _check_options(options):
             raise ParameterError(f"dpi={dpi!r} must be a positive resolution (e.g. 2400) or (dpi_x, dpi_y)")
     if merged["band"] is not None:
         merged["band"] = tuple(float(f) for f in merged["band"])
+    denoise = merged["denoise"]
+    if not (isinstance(denoise, (int, float, np.number)) and 0 <= denoise <= 4):
+        raise ParameterError(f"denoise={denoise!r}; use a strength from 0 (off) to 4 (1 = the measured noise)")
     return merged
 
 

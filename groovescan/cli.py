@@ -49,7 +49,7 @@ def _cmd_decode(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = decode(args.scan, rpm=args.rpm, sr=args.sample_rate, eq=args.eq, dpi=args.dpi,
-                        declick=not args.no_declick, progress=not args.quiet)
+                        declick=not args.no_declick, denoise=args.denoise, progress=not args.quiet)
     audio, gain_db = peak_normalise(result.audio)
     write_audio(args.output, audio, sr=result.sr, subtype=_SUBTYPES[args.format], overwrite=args.force)
     if not args.quiet:
@@ -107,7 +107,8 @@ def _cmd_inspect(args):
 def _cmd_batch(args):
     from .batch import batch_decode
 
-    options = dict(rpm=args.rpm, sr=args.sample_rate, eq=args.eq, declick=not args.no_declick)
+    options = dict(rpm=args.rpm, sr=args.sample_rate, eq=args.eq, declick=not args.no_declick,
+                   denoise=args.denoise)
     if args.dpi is not None:
         options["dpi"] = args.dpi
     summary = batch_decode(args.scans_dir, args.output, workers=args.workers, overwrite=args.force,
@@ -156,6 +157,16 @@ def _add_batch_parser(sub):
     p.set_defaults(func=_cmd_batch)
 
 
+def _denoise_strength(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 4:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a strength from 0 (off) to 4")
+    return value
+
+
 def _add_decode_options(p, *, audio):
     """The options of ``decode()`` shared by decode, inspect and batch (audio: output ones too)."""
     p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
@@ -166,6 +177,8 @@ def _add_decode_options(p, *, audio):
         p.add_argument("--format", choices=sorted(_SUBTYPES), default="float",
                        help="sample format: float (default), 16 or 24 bit")
         p.add_argument("--no-declick", action="store_true", help="keep clicks from dust and scratches")
+        p.add_argument("--denoise", type=_denoise_strength, default=0.0, metavar="STRENGTH",
+                       help="suppress hiss: 0 off (default) .. 4; 1 = the noise measured between the walls")
 
 
 def build_parser():

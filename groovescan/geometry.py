@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import NoGrooveError
-from .sampling import sample
+from .sampling import sample, sample_compact
 
 __all__ = ["DiscGeometry", "find_geometry"]
 
@@ -219,9 +219,14 @@ def _band_profiles(image, centre_px, px_mm, r_lo, r_hi, n_sectors, lines_per_sec
     sector_theta = (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
     offsets = (np.arange(lines_per_sector) + 0.5) / lines_per_sector - 0.5
     theta = (sector_theta[:, None] + offsets[None, :] * 2 * np.pi / n_sectors).ravel()
-    rows = centre_px[0] + radii[None, :] * np.sin(theta)[:, None] / px_mm[0]
-    cols = centre_px[1] + radii[None, :] * np.cos(theta)[:, None] / px_mm[1]
-    values = sample(image, rows, cols, interpolation="linear")
+    rows = (centre_px[0] + radii[None, :] * np.sin(theta)[:, None] / px_mm[0]).astype(np.float32)
+    cols = (centre_px[1] + radii[None, :] * np.cos(theta)[:, None] / px_mm[1]).astype(np.float32)
+    # a ring's bounding box is mostly empty: read it as a few dozen compact wedges
+    values = np.empty(rows.shape, np.float32)
+    per_wedge = max(1, rows.shape[0] // 48)
+    for start in range(0, rows.shape[0], per_wedge):
+        part = slice(start, start + per_wedge)
+        values[part] = sample_compact(image, rows[part], cols[part], interpolation="linear")
     values = values.reshape(n_sectors, lines_per_sector, radii.size)
     return np.nanmean(values, axis=1), radii, sector_theta
 

@@ -56,6 +56,7 @@ class DecodeReport:
     click_fraction: float
     gaps: tuple[tuple[float, float], ...]
     noise_um: float
+    denoise: float = 0.0
     timings_s: dict = field(default_factory=dict)
 
     @property
@@ -82,6 +83,8 @@ class DecodeReport:
             shown = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in self.gaps[:5])
             more = f" and {len(self.gaps) - 5} more" if len(self.gaps) > 5 else ""
             lines.append(f"gaps (muted)    {len(self.gaps)}: {shown}{more}")
+        if self.denoise:
+            lines.append(f"hiss            suppressed at strength {self.denoise:g} of the measured noise")
         lines.append(f"output          {self.sr} Hz, playback curve '{self.eq}'")
         return "\n".join(lines)
 
@@ -157,6 +160,21 @@ def combine_walls(walls: WallSignal):
     return position, evidence
 
 
+def _wall_noise_psd(walls: WallSignal, repaired, *, fs, sr, curve, band, nperseg=1024):
+    """Noise PSD of the output audio, from half the difference of the two walls.
+
+    Both walls of a lateral groove carry the same audio; their half-difference is
+    the measurement noise of their mean (for independent walls), taken through the
+    same derivative, band and playback curve as the audio.
+    """
+    from scipy import signal
+
+    half_difference = 0.5 * (walls.left_mm.astype(np.float64) - walls.right_mm) * 1e-3
+    half_difference[repaired | ~np.isfinite(half_difference)] = 0.0
+    noise = groove_audio(half_difference, fs=fs, sr=sr, curve=curve, band=band)
+    return signal.welch(noise, fs=sr, nperseg=nperseg)
+
+
 def _runs(mask):
     edges = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
     return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
@@ -187,7 +205,7 @@ def _progress_factory(progress):
 
 
 def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=True,
-           max_gap_s=0.02, progress=False) -> DecodeResult:
+           denoise=0.0, max_gap_s=0.02, progress=False) -> DecodeResult:
     """Decode the audio of a record scan.
 
     Parameters
@@ -207,6 +225,12 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         Audio band kept (Hz); default 30-8000 Hz at 78 rpm, 20-18000 Hz otherwise.
     declick : bool
         Detect and repair samples corrupted by dust and scratches.
+    denoise : float
+        Strength of hiss suppression, 0 (default: off) to 4. A Wiener-style gain per
+        frequency and moment (:func:`groovescan.restore.denoise`) against the optical
+        noise measured where the two walls disagree; 1 suppresses exactly that noise.
+        It removes hiss between and above notes; on dense broadband music it also dulls
+        the music (see the README for its measured gain).
     max_gap_s : float
         Longer stretches where the groove is lost are muted and reported as gaps.
     progress : bool or callable(stage, done, total)
@@ -227,6 +251,8 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         raise ParameterError(f"sr={sr!r} is not an audio sample rate; use an integer 4000-384000 (e.g. 44100)")
     curve = get_curve(eq)
     band = tuple(band) if band is not None else default_band(rpm)
+    if not (isinstance(denoise, (int, float, np.number)) and 0 <= denoise <= 4):
+        raise ParameterError(f"denoise={denoise!r}; use a strength from 0 (off) to 4 (1 = the measured noise)")
     stage = _progress_factory(progress)
     timings = {}
     t0 = time.perf_counter()
@@ -289,6 +315,9 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
             gaps_s.append((a / float(fs), b / float(fs)))
         envelope = ndimage.uniform_filter1d(envelope, fade) if fade > 1 else envelope
         audio = audio * envelope
+    if denoise > 0:
+        noise_psd = _wall_noise_psd(walls, click_mask | gap_mask, fs=fs, sr=sr, curve=curve, band=band)
+        audio = restore.denoise(audio, sr=sr, noise_psd=noise_psd, strength=float(denoise))
     timings["audio"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -303,7 +332,8 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         r_inner_mm=geometry.r_inner_mm, n_turns=track.n_turns, duration_s=audio.size / sr,
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
         n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
-        gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), timings_s=timings)
+        gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=float(denoise),
+        timings_s=timings)
     if track.followed_fraction < 0.9 or gaps_s:
         warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "
                       f"{len(gaps_s)} gap(s) muted — see the report", DecodeWarning, stacklevel=2)
