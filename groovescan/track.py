@@ -245,26 +245,39 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
     return turns
 
 
-def _ends_at_seam(seen, *, at_end):
-    """True if ``seen`` is, give or take a few columns, mostly one run touching the seam.
+def _seen_runs(seen):
+    """Runs of a turn's seen columns, give or take a few columns, as labels.
 
-    A few stray columns seen before the run (a dust speck, a bit of groove between two
-    patches) do not count against it; scattered runs all round do.
+    Stray columns (a dust speck) are dropped; short hidden stretches inside a run (an
+    opaque patch, a tear: up to 1/16 turn) are bridged. Returns (smoothed seen, labels).
     """
     smooth = ndimage.median_filter(seen.astype(np.uint8), size=33, mode="nearest").astype(bool)
-    labels, n_runs = ndimage.label(smooth)
-    if n_runs == 0 or smooth.sum() < 0.02 * seen.size:
-        return False
+    bridge = max(3, seen.size // 16)
+    padded = np.pad(smooth, bridge, mode="edge")            # no bridging across the ends
+    bridged = ndimage.binary_closing(padded, np.ones(bridge, bool))[bridge:-bridge]
+    return smooth, ndimage.label(bridged)[0]
+
+
+def _ends_at_seam(seen, *, at_end):
+    """True if ``seen`` is mostly one run touching the seam (see :func:`_seen_runs`).
+
+    The run must hold most of the seen columns and be mostly seen itself; scattered
+    runs all round the turn are not a groove's end.
+    """
+    smooth, labels = _seen_runs(seen)
     seam_run = labels[-1] if at_end else labels[0]
-    return bool(seam_run) and np.count_nonzero(labels == seam_run) >= 0.8 * smooth.sum()
+    if smooth.sum() < 0.02 * seen.size or not seam_run:
+        return False
+    run = labels == seam_run
+    return bool(np.count_nonzero(smooth & run) >= max(0.8 * smooth.sum(), 0.6 * run.sum()))
 
 
 def _start_column(seen):
-    """First column of the groove in its outermost turn: where the final run of seen columns begins."""
-    smooth = ndimage.median_filter(seen.astype(np.uint8), size=33, mode="nearest").astype(bool)
-    if smooth.all() or not smooth[-1]:
+    """First column of the groove in its outermost turn: where the final seen run begins."""
+    smooth, labels = _seen_runs(seen)
+    if smooth.all() or not labels[-1]:
         return 0
-    return int(np.flatnonzero(~smooth)[-1] + 1)
+    return int(np.flatnonzero(labels == labels[-1])[0])
 
 
 def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress=None) -> GrooveTrack:
