@@ -5,7 +5,8 @@ The pipeline, stage by stage (each a plain function returning a frozen dataclass
     scan = groovescan.load_scan("disc.tif")                  # Scan
     geometry = groovescan.find_geometry(scan)                # DiscGeometry
     track = groovescan.track_groove(scan, geometry)          # GrooveTrack
-    walls = groovescan.measure_walls(scan, geometry, track, samples_per_turn=33923)
+    n_per = groovescan.samples_per_turn(sr=44100, rpm=78)    # 34020: angle is time
+    walls = groovescan.measure_walls(scan, geometry, track, samples_per_turn=n_per)
     result = groovescan.decode(scan, rpm=78, sr=44100)       # all of it: DecodeResult
 
 Conventions (coordinates, angles, units) are in ``docs/conventions.md``.

@@ -273,11 +273,20 @@ def _ends_at_seam(seen, *, at_end):
 
 
 def _start_column(seen):
-    """First column of the groove in its outermost turn: where the final seen run begins."""
+    """First column of the groove in its outermost turn: where the first real run begins.
+
+    Before the start there is no groove, after it the groove is seen but for hidden
+    stretches (bridged when short): the first run longer than 1/32 turn is the start,
+    even if a patch hides the turn's end at the seam.
+    """
     smooth, labels = _seen_runs(seen)
-    if smooth.all() or not labels[-1]:
+    if smooth.all():
         return 0
-    return int(np.flatnonzero(labels == labels[-1])[0])
+    sizes = np.bincount(labels.ravel())
+    long_runs = np.flatnonzero(sizes[1:] >= seen.size / 32) + 1
+    if long_runs.size == 0:
+        return 0
+    return int(np.flatnonzero(np.isin(labels, long_runs))[0])
 
 
 def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress=None) -> GrooveTrack:

@@ -47,10 +47,7 @@ def test_dust_hairs_scratches_are_repaired(clean, damage):
 
 
 @pytest.mark.parametrize("patches, seed", [
-    (1, 21), (3, 21), (2, 22), (4, 22),
-    pytest.param(2, 24, marks=pytest.mark.xfail(
-        reason="known limitation (issue 4, open): a patch over the outermost turn's start "
-               "lets the track begin 0.24 turn early, on film before the groove", strict=True)),
+    (1, 21), (3, 21), (2, 22), (4, 22), (2, 24),
 ])
 def test_opaque_patches_are_crossed_and_flagged(patches, seed):
     truth, result, comparison = _decode(seed=seed, opaque_patches=patches)
