@@ -212,14 +212,20 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
         cand_r = np.where(ok, _refine_peak(response, cols, np.clip(cand, 1, n_r - 2)), np.nan)
         this_pitch = np.abs(cand_r - fence)
         grown = ok & (this_pitch > 1.6 * prev_pitch)
-        if k > 0 and 0 < grown.sum() < 0.5 * ok.sum():
-            # a local jump: a weaker groove one previous pitch on is the real one
+        if k > 0 and grown.any():
+            # a weaker groove one previous pitch on is the real one: locally (dust, a
+            # patch) or round the whole turn (loud, blurred grooves the strong-peak search
+            # jumped over). A lead-in or run-out has no groove there, only land.
             expect = np.clip(np.round(fence + sign * prev_pitch).astype(int), 0, n_r - 1)
             near = weak_peak[cols, expect]
             rescue = grown & (np.abs(near - expect) <= 0.3 * prev_pitch)
-            cand_r = np.where(rescue, _refine_peak(response, cols, np.clip(near, 1, n_r - 2)), cand_r)
-            this_pitch = np.abs(cand_r - fence)
-            grown = grown & ~rescue
+            whole_turn = grown.sum() >= 0.5 * ok.sum()
+            if whole_turn and rescue.sum() < 0.5 * grown.sum():
+                grown = np.zeros(n, bool)           # the spacing really changed
+            else:
+                cand_r = np.where(rescue, _refine_peak(response, cols, np.clip(near, 1, n_r - 2)), cand_r)
+                this_pitch = np.abs(cand_r - fence)
+                grown = grown & ~rescue
         else:
             grown = np.zeros(n, bool)
         med = _running_median(np.where(grown, np.nan, this_pitch), max(9, n // 64) | 1)
@@ -352,8 +358,10 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     max_turns = int((radii[-1] - radii[0]) / (0.4 * pitch)) + 2
     # outwards only strong grooves count, and most of a turn must be seen: beyond the
     # spiral's start lie the outline, film texture and dust, and only silence is lost
-    # by stopping half a lead-in turn early
-    strong, strong_last = _peak_positions(response, 1.5 * threshold)
+    # by stopping half a lead-in turn early. "Strong" stays below sqrt(2): where groove
+    # and land are equally wide (vinyl) the response is nearly a sinusoid, whose peaks
+    # stand only sqrt(2) above the RMS it is normalised by
+    strong, strong_last = _peak_positions(response, 1.2 * threshold)
     outward = _follow(response, strong_last, _next_peak(strong), weak_last, seed, inward=False,
                       pitch_px=pitch_px, max_turns=max_turns, min_found=0.5)
     inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,
