@@ -175,6 +175,7 @@ def _decode_defaults():
 def _check_options(options):
     """Decode options with defaults filled in and checked, before any work starts."""
     from .eq import get_curve
+    from .pipeline import check_denoise
     from .timebase import check_rpm
 
     defaults = _decode_defaults()
@@ -196,9 +197,7 @@ def _check_options(options):
             raise ParameterError(f"dpi={dpi!r} must be a positive resolution (e.g. 2400) or (dpi_x, dpi_y)")
     if merged["band"] is not None:
         merged["band"] = tuple(float(f) for f in merged["band"])
-    denoise = merged["denoise"]
-    if not (isinstance(denoise, (int, float, np.number)) and 0 <= denoise <= 4):
-        raise ParameterError(f"denoise={denoise!r}; use a strength from 0 (off) to 4 (1 = the measured noise)")
+    merged["denoise"] = check_denoise(merged["denoise"])
     return merged
 
 

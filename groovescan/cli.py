@@ -12,7 +12,7 @@ import warnings
 
 from . import __version__
 from .eq import CURVES
-from .errors import GroovescanError, OutputError
+from .errors import GroovescanError, OutputError, ParameterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 _SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
@@ -158,13 +158,12 @@ def _add_batch_parser(sub):
 
 
 def _denoise_strength(text):
+    from .pipeline import check_denoise
+
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 4:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a strength from 0 (off) to 4")
-    return value
+        return check_denoise(float(text))
+    except (ValueError, ParameterError):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a strength from 0 (off) to 4") from None
 
 
 def _add_decode_options(p, *, audio):

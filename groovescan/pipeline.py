@@ -160,6 +160,13 @@ def combine_walls(walls: WallSignal):
     return position, evidence
 
 
+def check_denoise(strength) -> float:
+    """Validate a hiss-suppression strength: a number from 0 (off) to 4."""
+    if not (isinstance(strength, (int, float, np.number)) and 0 <= strength <= 4):
+        raise ParameterError(f"denoise={strength!r}; use a strength from 0 (off) to 4 (1 = the measured noise)")
+    return float(strength)
+
+
 def _wall_noise_psd(walls: WallSignal, repaired, *, fs, sr, curve, band, nperseg=1024):
     """Noise PSD of the output audio, from half the difference of the two walls.
 
@@ -251,8 +258,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         raise ParameterError(f"sr={sr!r} is not an audio sample rate; use an integer 4000-384000 (e.g. 44100)")
     curve = get_curve(eq)
     band = tuple(band) if band is not None else default_band(rpm)
-    if not (isinstance(denoise, (int, float, np.number)) and 0 <= denoise <= 4):
-        raise ParameterError(f"denoise={denoise!r}; use a strength from 0 (off) to 4 (1 = the measured noise)")
+    denoise = check_denoise(denoise)
     stage = _progress_factory(progress)
     timings = {}
     t0 = time.perf_counter()
@@ -317,7 +323,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         audio = audio * envelope
     if denoise > 0:
         noise_psd = _wall_noise_psd(walls, click_mask | gap_mask, fs=fs, sr=sr, curve=curve, band=band)
-        audio = restore.denoise(audio, sr=sr, noise_psd=noise_psd, strength=float(denoise))
+        audio = restore.denoise(audio, sr=sr, noise_psd=noise_psd, strength=denoise)
     timings["audio"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -332,7 +338,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         r_inner_mm=geometry.r_inner_mm, n_turns=track.n_turns, duration_s=audio.size / sr,
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
         n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
-        gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=float(denoise),
+        gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=denoise,
         timings_s=timings)
     if track.followed_fraction < 0.9 or gaps_s:
         warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "

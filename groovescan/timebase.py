@@ -39,8 +39,8 @@ def check_rpm(rpm) -> float:
     return rpm
 
 
-def _is_smooth(n, primes=(2, 3, 5, 7, 11, 13)):
-    """True if ``n`` has no prime factor above 13 (fast FFT sizes)."""
+def _is_smooth(n, primes):
+    """True if ``n`` has no prime factor outside ``primes`` (fast FFT sizes)."""
     for p in primes:
         while n % p == 0:
             n //= p
