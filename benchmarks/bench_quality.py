@@ -45,7 +45,7 @@ DAMAGE = {
     "hairs": ("hairs", [3, 10]),
     "opaque patches": ("opaque_patches", [1, 3]),
     "darkest film OD": ("od_range", [(0.5, 2.0), (1.0, 3.0)]),
-    "crack": ("crack", [True]),
+    "crack, shift/turn scale": ("crack_scale", [0.5, 1.0, 2.0], dict(crack=True)),
 }
 
 
@@ -108,7 +108,8 @@ def main(argv=None):
     header = f"{'case':34s} {'SNR dB':>7s} {'seg dB':>7s} {'speed %':>8s} {'wow %':>7s} {'skips':>5s} {'clicks':>6s} {'gaps':>4s}"
     print(header)
     cases = [(name, opts) for name, opts in VARIANTS.items()]
-    cases += [(f"{label} = {value}", {key: value}) for label, (key, values) in DAMAGE.items() for value in values]
+    cases += [(f"{label} = {value}", {key: value, **(more[0] if more else {})})
+              for label, (key, values, *more) in DAMAGE.items() for value in values]
     for name, options in cases:
         (snr, seg, speed, wow, skips, clicks, gaps), failed = run(options, args.seeds)
         note = f"  ({failed} failed)" if failed else ""

@@ -11,6 +11,7 @@ The pipeline, stage by stage (each a plain function returning a frozen dataclass
 
 Conventions (coordinates, angles, units) are in ``docs/conventions.md``.
 """
+from .crack import Crack
 from .errors import (GroovescanError, MissingDpiError, NoGrooveError, OutputError,
                      ParameterError, ScanContentError, ScanReadError)
 from .geometry import DiscGeometry, find_geometry
@@ -22,7 +23,7 @@ from .walls import WallSignal, measure_walls
 
 __version__ = "0.1.0"
 __all__ = [
-    "DecodeReport", "DecodeResult", "DecodeWarning", "DiscGeometry", "GrooveTrack",
+    "Crack", "DecodeReport", "DecodeResult", "DecodeWarning", "DiscGeometry", "GrooveTrack",
     "GroovescanError", "MissingDpiError", "NoGrooveError", "OutputError", "ParameterError",
     "Scan", "ScanContentError", "ScanReadError", "WallSignal", "decode", "find_geometry",
     "groove_audio", "load_scan", "measure_walls", "read_audio", "samples_per_turn",

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from .crack import (Crack, break_edges, find_break, fit_offset, motion_from_edges, piece_masks,
+                    roll_to_arc_start, turn_from_edges)
 from .errors import NoGrooveError
 from .sampling import sample, sample_compact
 
@@ -49,6 +51,9 @@ class DiscGeometry:
         sampled at ``profile_step_mm`` (brightness units of the scan).
     scale_mismatch : ``px_mm[1] / px_mm[0] - 1`` (X vs Y scale difference of the scanner).
     confidence : 0..1, how well the harmonic model fits the measured groove shifts.
+    crack : where a broken disc's smaller piece lies off the spiral, or None
+        (:class:`groovescan.crack.Crack`); :meth:`to_px` and every reader of the
+        groove apply it.
     groove_radius_mm, groove_slope_mm : a groove crosses the ray at image angle
         ``theta`` (rad, followed continuously from 0) at radius
         ``groove_radius_mm + groove_slope_mm * theta``, give or take whole pitches: the
@@ -72,11 +77,15 @@ class DiscGeometry:
     groove_slope_mm: float = 0.0
     overview: np.ndarray | None = field(default=None, repr=False)
     overview_factor: int = 1
+    crack: Crack | None = None
 
     def to_px(self, r_mm, theta):
         """(row, col) of polar points ``r_mm`` (mm), ``theta`` (rad)."""
         row = self.centre_px[0] + np.asarray(r_mm) * np.sin(theta) / self.px_mm[0]
         col = self.centre_px[1] + np.asarray(r_mm) * np.cos(theta) / self.px_mm[1]
+        if self.crack is not None:
+            d_row, d_col = self.crack.shift_px(r_mm, theta, self.px_mm)
+            row, col = row + d_row, col + d_col
         return row, col
 
     def to_polar(self, row, col):
@@ -267,20 +276,28 @@ def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
     return periods
 
 
-def _groove_shift(profiles, radii, pitch_mm):
+def _groove_shift(profiles, radii, pitch_mm, use=None):
     """Shift (mm, modulo one pitch, unwrapped around the disc) of each sector's grooves.
 
     Sectors where the grooves are barely visible (opaque film, a patch, the hole) get
     no weight and are left out of the unwrapping, so they cannot add a false pitch.
+    The unwrapping follows the phase smoothed over a few sectors, each sector within
+    half a pitch of it: one sector of random phase (a crack's gap, a scratch along the
+    radius) would otherwise add or lose a whole pitch half the time. ``use`` (bool per
+    sector) leaves sectors out like invisible ones (the other piece of a broken disc).
     """
     window = np.hanning(radii.size)
     phasor = np.exp(-2j * np.pi * radii / pitch_mm) * window
     coeff = np.nan_to_num(profiles) @ phasor
     strength = np.abs(coeff)
     good = strength > 0.3 * np.median(strength)
+    if use is not None:
+        good &= use
     phase = np.zeros(coeff.size)
     if good.sum() >= 2:
-        phase[good] = np.unwrap(np.angle(coeff[good]))
+        raw = np.angle(coeff[good])
+        smooth = np.unwrap(np.angle(ndimage.uniform_filter1d(coeff[good], 5, mode="wrap")))
+        phase[good] = smooth + np.angle(np.exp(1j * (raw - smooth)))
         phase[~good] = np.interp(np.flatnonzero(~good), np.flatnonzero(good), phase[good])
     return -phase * pitch_mm / (2 * np.pi), np.where(good, strength, 0.0)
 
@@ -292,14 +309,21 @@ class _Fit:
     q: float
     slopes: np.ndarray
     rms: float
+    offsets: np.ndarray = None
+
+    def model(self, k, theta, radius):
+        """Fitted groove shift (mm, modulo one pitch) of band ``k`` at ``theta``."""
+        return (self.offsets[k] + self.slopes[k] * theta + self.ex * np.cos(theta)
+                + self.ey * np.sin(theta) + self.q * radius * np.cos(2 * theta))
 
 
-def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6):
+def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6, slope=None):
     """Joint least squares of the shift model over all bands (see module docstring).
 
     Robust twice over: residuals are re-wrapped into one pitch around the current model
     (a sector unwrapped into the wrong turn comes back), and weighted down when large
-    (dust, scratches, a crack) with Cauchy weights.
+    (dust, scratches, a crack) with Cauchy weights. A given ``slope`` (mm/rad) is held
+    rather than fitted.
     """
     n_bands = len(shifts)
     rows = []
@@ -312,6 +336,9 @@ def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6)
         design[:, 4 + 2 * k] = theta
         rows.append(design)
     design, rhs, base_w = np.vstack(rows), np.concatenate(shifts), np.concatenate(weights)
+    if slope is not None:
+        rhs = rhs - slope * design[:, 4::2].sum(axis=1)
+        design[:, 4::2] = 0.0
     w = base_w.copy()
     for _ in range(n_iter):
         sw = np.sqrt(w)
@@ -325,7 +352,8 @@ def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6)
         scale = max(1.4826 * np.median(np.abs(resid[used])), 1e-4) if used.any() else 1e-4
         w = base_w / (1.0 + (resid / (3 * scale)) ** 2)
     rms = float(np.sqrt(np.average(resid**2, weights=np.maximum(w, 1e-30))))
-    return _Fit(coef[0], coef[1], coef[2], coef[4::2], rms)
+    slopes = coef[4::2] if slope is None else np.full(n_bands, slope)
+    return _Fit(coef[0], coef[1], coef[2], slopes, rms, coef[3::2])
 
 
 def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90):
@@ -379,17 +407,44 @@ def _choose_bands(r_inner, r_outer, *, max_bands=6, band_mm=2.0):
     return np.linspace(lo + width / 2, hi - width / 2, n_bands), width
 
 
-def _fit_band_shifts(data, band_radii, pitch):
+def _fixed_piece(band, radius, crack):
+    """A band's profiles and angles restricted to the fixed piece of a broken disc.
+
+    The sectors are rolled so that the piece's arc comes first, its angles continuous:
+    the unwrapping then runs along the arc and never across the break.
+    Returns (profiles, radii, theta, use).
+    """
+    prof, radii, theta = band
+    if crack is None:
+        return prof, radii, theta, None
+    fixed, _ = piece_masks(crack, radii, theta)
+    roll = roll_to_arc_start(fixed)
+    theta = np.roll(theta, -roll)
+    theta = np.where(np.arange(theta.size) >= theta.size - roll, theta + 2 * np.pi, theta)
+    return np.roll(prof, -roll, axis=0), radii, theta, np.roll(fixed, -roll)
+
+
+def _fit_band_shifts(data, band_radii, pitch, crack=None):
+    """The shift model fitted to the bands' grooves (on a broken disc, its fixed piece).
+
+    On one piece's arc the spiral's drift and the centre's sinusoid look alike, so
+    there the drift is held at one ``pitch`` a turn (its sign fitted) rather than fitted.
+    """
     thetas, shifts, weights = [], [], []
-    for prof, radii, theta in data:
-        shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch)
+    for band, radius in zip(data, band_radii):
+        prof, radii, theta, use = _fixed_piece(band, radius, crack)
+        shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch, use)
         thetas.append(theta)
         shifts.append(shift)
         weights.append(strength**2)
-    return _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=pitch)
+    fit = _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=pitch)
+    if crack is None:
+        return fit
+    slope = np.sign(np.median(fit.slopes)) * pitch / (2 * np.pi)
+    return _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=pitch, slope=slope)
 
 
-def _band_pitch(band, radius, step):
+def _band_pitch(band, radius, step, crack=None):
     """The spectral period of one band that the spiral confirms, or NaN.
 
     Around one turn the grooves must drift by exactly one pitch. A spectral peak at a
@@ -400,25 +455,40 @@ def _band_pitch(band, radius, step):
     prof, radii, _ = band
     best, best_score = np.nan, -np.inf
     for period in sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5))):
-        fit = _fit_band_shifts([band], [radius], period)
+        fit = _fit_band_shifts([band], [radius], period, crack)
         ratio = abs(2 * np.pi * fit.slopes[0]) / period
         for harmonic in (1, 2, 3):
             if abs(ratio - harmonic) < 0.12 * harmonic:
                 score = -fit.rms / (period * harmonic) - 0.05 * harmonic
                 if score > best_score:
-                    best, best_score = abs(2 * np.pi * fit.slopes[0]), score
+                    # on a broken disc the drift is held (see _fit_band_shifts): the
+                    # spectrum's period is the measurement
+                    best = abs(2 * np.pi * fit.slopes[0]) if crack is None else period * harmonic
+                    best_score = score
     return best
 
 
-def _consistent_bands(data, band_radii, step):
+def _consistent_bands(data, band_radii, step, crack=None):
     """Pitch agreed by the bands, and the bands that agree (lead-outs, labels dropped)."""
-    pitches = np.array([_band_pitch(band, radius, step) for band, radius in zip(data, band_radii)])
+    pitches = np.array([_band_pitch(band, radius, step, crack) for band, radius in zip(data, band_radii)])
     ok = np.isfinite(pitches)
     if not ok.any():
         return np.nan, []
     pitch = float(np.median(pitches[ok]))
     keep = [k for k in range(len(data)) if ok[k] and abs(pitches[k] - pitch) < 0.05 * pitch]
     return pitch, keep
+
+
+def _find_break(data, pitch, step, crack):
+    """The break line seen in this round's bands, else the one seen before (or None)."""
+    if not np.isfinite(pitch):
+        # before the pitch is confirmed, the strongest period shows phase steps as well
+        candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
+        if not candidates:
+            return crack
+        pitch = candidates[0]
+    found = find_break([(_detrend(prof, radii, pitch), radii, theta) for prof, radii, theta in data], pitch)
+    return found or crack
 
 
 def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
@@ -428,6 +498,7 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
     centres_mm, width = _choose_bands(r_inner, r_outer)
     pitch = np.nan
     step = min(px) / 2
+    crack = None
     for round_ in range(n_rounds):
         if round_ == 1:
             # the pitch is known: two dozen samples a period are plenty for its phase
@@ -437,10 +508,12 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
             centres_mm, width = _choose_bands(*dense)
         data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
+        # a broken disc: the spiral is fitted on the larger piece only
+        crack = _find_break(data, pitch, step, crack)
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch); if no
             # band confirms any while the centre is still rough, the strongest period
-            pitch, keep = _consistent_bands(data, centres_mm, step)
+            pitch, keep = _consistent_bands(data, centres_mm, step, crack)
             if keep:
                 data, centres_mm = [data[k] for k in keep], centres_mm[keep]
             else:
@@ -449,30 +522,73 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                     raise NoGrooveError("no periodic groove pattern found in the grooved area")
                 pitch = candidates[0]
         elif round_ == 1:
-            pitch, keep = _consistent_bands(data, centres_mm, step)
+            pitch, keep = _consistent_bands(data, centres_mm, step, crack)
             if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
             data = [data[k] for k in keep]
             centres_mm = centres_mm[keep]
-        fit = _fit_band_shifts(data, centres_mm, pitch)
+        fit = _fit_band_shifts(data, centres_mm, pitch, crack)
+        if round_ == n_rounds - 1 and crack is not None:
+            crack = _register_piece(image, centre, px, r_outer, data, centres_mm, pitch, fit, crack)
         turn_drift = 2 * np.pi * np.median(fit.slopes)
         # update centre (mm -> px) and the X/Y scales (q: relative radius excess along x)
         centre = centre + np.array([fit.ey / px[0], fit.ex / px[1]])
+        if crack is not None:
+            crack = crack.recentred((fit.ex, fit.ey))
         px = px * np.array([1 + fit.q, 1 - fit.q])
         px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
         pitch = abs(turn_drift)
-    return centre, px, fit, pitch, data, centres_mm, (r_inner, r_outer)
+    return centre, px, fit, pitch, data, centres_mm, (r_inner, r_outer), crack
+
+
+def _register_piece(image, centre, px, r_outer, data, band_radii, pitch, fit, crack):
+    """The crack with the moved piece's turn and offset, or None if no rigid motion fits.
+
+    The break's edges give a first offset; the moved piece's grooves, relative to the
+    spiral fitted on the fixed piece and unwrapped along the piece's arc, give it to a
+    micrometre (:func:`groovescan.crack.fit_offset`); the edges, matched with that
+    offset, give the turn.
+    """
+    def read_mm(x, y):
+        return sample(image, centre[0] + y / px[0], centre[1] + x / px[1], interpolation="linear")
+
+    edges = break_edges(read_mm, crack, r_outer, float(min(px)))
+    motion = motion_from_edges(edges, crack) if edges is not None else None
+    guess = motion[1] if motion is not None else None
+    residuals, thetas = [], []
+    for k, ((prof, radii, theta), radius) in enumerate(zip(data, band_radii)):
+        _, moved = piece_masks(crack, radii, theta)
+        roll = roll_to_arc_start(moved)
+        prof, theta, moved = np.roll(prof, -roll, axis=0), np.roll(theta, -roll), np.roll(moved, -roll)
+        shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch, moved)
+        ok = moved & (strength > 0)
+        resid = shift[ok] - fit.model(k, theta[ok], radius)
+        wrapped = (resid + pitch / 2) % pitch - pitch / 2
+        residuals.append(np.unwrap(wrapped, period=pitch))
+        thetas.append(theta[ok])
+    offset, rms = fit_offset(residuals, thetas, pitch, guess)
+    if offset is None or rms > 0.15 * pitch:
+        return None
+    # without a visible gap the turn is unknown: it only shifts the piece's sound by
+    # a fraction of a millisecond
+    turn = turn_from_edges(edges, crack, offset) if edges is not None else 0.0
+    return Crack(crack.normal_angle, crack.distance_mm, offset, turn)
 
 
 # ----------------------------------------------------------------------------- polarity
 
-def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm, step, n_lines=4096):
+def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm, step, n_lines=4096,
+                        crack=None):
     """Samples (lines, periods, n_v) around each groove candidate along one turn of a band.
 
     ``model_shift(theta)`` gives the radius (mod pitch) of the grooves' fundamental
-    maximum; the candidate centre is ``offset_mm`` away from it.
+    maximum; the candidate centre is ``offset_mm`` away from it. On a broken disc only
+    the fixed piece's arc is read, which the model describes.
     """
     theta = (np.arange(n_lines) + 0.5) * 2 * np.pi / n_lines
+    if crack is not None:
+        fixed, _ = piece_masks(crack, (r_band - 3 * pitch, r_band + 3 * pitch), theta)
+        theta = np.roll(theta, -roll_to_arc_start(fixed))[:fixed.sum()]
     n_per = max(3, int(2 * 2.5))
     periods = np.arange(-n_per, n_per + 1)
     v = np.arange(-pitch / 2, pitch / 2, step)
@@ -509,7 +625,7 @@ def _edge_coherence(values, v):
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
-def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
+def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=None):
     """Groove centre offset from the fundamental maximum, polarity, coherences, profile.
 
     A dark-walled groove sits at the fundamental's minimum (offset p/2), a
@@ -519,7 +635,8 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step):
     """
     results = []
     for offset, polarity in ((pitch / 2, "dark"), (0.0, "bright")):
-        values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step)
+        values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step,
+                                        crack=crack)
         results.append((_edge_coherence(values, v), polarity, offset, np.nanmean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
     if abs(coh_dark - coh_bright) > 0.1:
@@ -567,17 +684,22 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         px_mm = scan.px_mm
     px_nominal = (float(px_mm[0]), float(px_mm[1]))
     coarse = _coarse_geometry(image, float(np.sqrt(px_nominal[0] * px_nominal[1])))
-    centre, px, fit, pitch, data, band_radii, (r_inner, r_outer) = _refine(image, coarse, px_nominal)
+    centre, px, fit, pitch, data, band_radii, (r_inner, r_outer), crack = _refine(image, coarse, px_nominal)
     direction = -1 if np.median(fit.slopes) > 0 else 1
     # the fit's groove shift in the middle band, relative to the refined centre
     k = len(band_radii) // 2
-    a_k = float(np.median(_groove_shift(_detrend(data[k][0], data[k][1], pitch), data[k][1], pitch)[0]
-                          - np.median(fit.slopes) * data[k][2]))
+    if crack is None:
+        a_k = float(np.median(_groove_shift(_detrend(data[k][0], data[k][1], pitch), data[k][1], pitch)[0]
+                              - np.median(fit.slopes) * data[k][2]))
+    else:
+        # unwrapped across the break the shifts are off by parts of a pitch: take the
+        # fixed piece's fit (its centre error is already applied)
+        a_k = float(fit.offsets[k])
     slope = float(np.median(fit.slopes))
     model_shift = lambda theta: a_k + slope * theta
     step = min(px) / 2
     offset, polarity, coherence, profile = _choose_groove(
-        image, centre, px, model_shift, band_radii[k], pitch, step)
+        image, centre, px, model_shift, band_radii[k], pitch, step, crack)
     confidence = float(np.clip(1.0 - fit.rms / (0.25 * pitch), 0.0, 1.0))
     groove_radius = a_k + offset
     groove_radius += np.round((band_radii[k] - groove_radius) / pitch) * pitch
@@ -599,4 +721,5 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         groove_slope_mm=slope,
         overview=coarse.overview,
         overview_factor=coarse.factor,
+        crack=crack,
     )

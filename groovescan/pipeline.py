@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import restore
+from .crack import Crack
 from .eq import get_curve
 from .errors import ParameterError
 from .geometry import DiscGeometry, find_geometry
@@ -57,6 +58,7 @@ class DecodeReport:
     gaps: tuple[tuple[float, float], ...]
     noise_um: float
     denoise: float = 0.0
+    crack: Crack | None = None
     timings_s: dict = field(default_factory=dict)
 
     @property
@@ -83,6 +85,10 @@ class DecodeReport:
             shown = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in self.gaps[:5])
             more = f" and {len(self.gaps) - 5} more" if len(self.gaps) > 5 else ""
             lines.append(f"gaps (muted)    {len(self.gaps)}: {shown}{more}")
+        if self.crack is not None:
+            moved = float(np.hypot(*self.crack.offset_mm))
+            lines.append(f"broken disc     the smaller piece is re-registered: {moved:.2f} mm off, "
+                         f"turned {np.degrees(self.crack.rotation):+.2f} deg")
         if self.denoise:
             lines.append(f"hiss            suppressed at strength {self.denoise:g} of the measured noise")
         lines.append(f"output          {self.sr} Hz, playback curve '{self.eq}'")
@@ -339,7 +345,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
         n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
         gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=denoise,
-        timings_s=timings)
+        crack=geometry.crack, timings_s=timings)
     if track.followed_fraction < 0.9 or gaps_s:
         warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "
                       f"{len(gaps_s)} gap(s) muted — see the report", DecodeWarning, stacklevel=2)

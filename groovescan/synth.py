@@ -248,6 +248,9 @@ class RenderSettings:
         smudges (soft blotches) and opaque patches (groove invisible; listed as gaps).
     crack : bool
         Disc broken in two and laid back with a small shift and rotation of one piece.
+    crack_scale : float
+        Multiplies the crack's gap (0.05-0.3 mm), slide along it (up to 0.3 mm) and
+        turn (up to 0.4 degrees): its severity.
 
     Scanner
     -------
@@ -327,6 +330,7 @@ class RenderSettings:
     smudges: int = 0
     opaque_patches: int = 0
     crack: bool = False
+    crack_scale: float = 1.0
     # scanner
     dpi: float = 2400.0
     psf_sigma_um: float = 7.0
@@ -486,6 +490,7 @@ def _check_settings(s: RenderSettings) -> None:
              "offsets, irregularity and margin must be >= 0")
     _require(s.start_radius_mm + s.outline_offset_mm < s.disc_diameter_mm / 2,
              f"the groove start r={s.start_radius_mm} mm is off the disc; lower r_start_mm")
+    _require(0 < s.crack_scale <= 5, f"crack_scale={s.crack_scale} is outside (0, 5]")
     _require(s.dust_per_cm2 >= 0 and min(s.hairs, s.scratches, s.smudges, s.opaque_patches) >= 0,
              "damage counts must be >= 0")
 
@@ -952,9 +957,10 @@ def _make_crack(s: RenderSettings, rng: np.random.Generator) -> _Crack:
     point = (dist * math.cos(at), dist * math.sin(at))
     angle = rng.uniform(0, TWO_PI)
     normal = (math.cos(angle), math.sin(angle))
-    gap, slide = rng.uniform(0.05, 0.3), rng.uniform(-0.3, 0.3)      # mm apart and along
+    scale = s.crack_scale
+    gap, slide = scale * rng.uniform(0.05, 0.3), scale * rng.uniform(-0.3, 0.3)   # mm apart and along
     shift = (gap * normal[0] - slide * normal[1], gap * normal[1] + slide * normal[0])
-    rotation = math.radians(rng.uniform(-0.4, 0.4))
+    rotation = math.radians(scale * rng.uniform(-0.4, 0.4))
     ragged = tuple((float(rng.uniform(0.01, 0.06)), float(rng.uniform(0.2, 3.0)),
                     float(rng.uniform(0, TWO_PI))) for _ in range(3))
     return _Crack(point, normal, shift, rotation, ragged)

@@ -100,6 +100,10 @@ def _polar_image(image, geometry, theta, radii, lines_per_column, chunk=64):
         to_col = (np.cos(th) / geometry.px_mm[1]).astype(np.float32)[:, None]
         rows = np.float32(geometry.centre_px[0]) + radii32 * to_row
         cols = np.float32(geometry.centre_px[1]) + radii32 * to_col
+        if geometry.crack is not None:         # a broken disc's moved piece
+            d_row, d_col = geometry.crack.shift_px(radii32, th[:, None], geometry.px_mm)
+            rows += d_row
+            cols += d_col
         values = sample_compact(image, rows, cols, interpolation="linear")
         values = values.reshape(-1, lines_per_column, radii.size)
         seen = np.isfinite(values)

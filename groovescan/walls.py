@@ -243,6 +243,10 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
         # centre + (r + offset) * direction, as a base point plus a step per offset
         rows = (centre_row + r * to_row) + offsets32 * to_row
         cols = (centre_col + r * to_col) + offsets32 * to_col
+        if geometry.crack is not None:         # a broken disc's moved piece, by track point
+            d_row, d_col = geometry.crack.shift_px(r, theta[:, :, None], geometry.px_mm)
+            rows += d_row
+            cols += d_col
         values = sample_compact(image, rows.reshape(-1, offsets.size), cols.reshape(-1, offsets.size),
                                 interpolation="cubic")
         values = values.reshape(index.size, n_lines, offsets.size)
