@@ -80,7 +80,8 @@ def _circular_runs(mask):
 
 
 def _break_points(flat, radii, theta, pitch_mm, *, max_width_rad=np.radians(3.0)):
-    """Polar points (r, theta) where the grooves of radial sub-bands stop or step.
+    """Polar points (r, theta) where the grooves of radial sub-bands stop or step, and
+    the sub-bands' radii.
 
     Two kinds of evidence, both narrow in angle: sectors with almost no groove texture
     (the gap between the pieces), and a step of the grooves' radial phase between the
@@ -91,10 +92,11 @@ def _break_points(flat, radii, theta, pitch_mm, *, max_width_rad=np.radians(3.0)
     max_width = max(1, int(max_width_rad / d_theta))
     n_sub = int(np.clip((radii[-1] - radii[0]) // 0.5, 1, 4))
     carrier = np.exp(-2j * np.pi * radii / pitch_mm)
-    points = []
+    points, sub_radii = [], []
     for sub in np.array_split(np.arange(radii.size), n_sub):
         part = np.nan_to_num(flat[:, sub])
         r_mid = float(radii[sub].mean())
+        sub_radii.append(r_mid)
         texture = part.std(axis=1)
         gap = texture < 0.5 * np.median(texture)
         coeff = part @ (carrier[sub] * np.hanning(sub.size))
@@ -113,51 +115,55 @@ def _break_points(flat, radii, theta, pitch_mm, *, max_width_rad=np.radians(3.0)
         for start, length in _circular_runs(broken):
             if length <= max_width:
                 points.append((r_mid, theta[0] + (start + (length - 1) / 2) * d_theta))
-    return points
+    return points, sub_radii
 
 
-def find_break(bands, pitch_mm, *, tolerance_mm=0.3, min_share=0.6):
+def find_break(bands, pitch_mm, *, tolerance_mm=0.3, min_share=0.6, max_pairs=5000):
     """The straight line along which the grooves break, as a :class:`Crack`, or None.
 
     ``bands``: (detrended sector profiles, radii, sector angles) about the current
-    centre. A line needs break points in at least ``min_share`` of the places it
-    crosses a sub-band: a scratch or a patch edge does not make a straight line of
-    them across the whole grooved area.
+    centre. A break runs across the disc: the line must cross nearly every sub-band,
+    and have break points in at least ``min_share`` of the places it crosses one. A
+    scratch, a patch edge or the sparse turns of a lead-in do not make such a line.
     """
-    points = []
+    points, all_radii = [], []
     for flat, radii, theta in bands:
-        points += _break_points(flat, radii, theta, pitch_mm)
+        found, sub_radii = _break_points(flat, radii, theta, pitch_mm)
+        points += found
+        all_radii += sub_radii
     if len(points) < 4:
         return None
     r, th = np.array(points).T
     xy = np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
-    sub_radii = np.unique(np.round(r, 6))                 # each point names its sub-band
-    sub_index = np.searchsorted(sub_radii, np.round(r, 6))
+    sub_radii = np.unique(np.round(all_radii, 6))
+    sub_index = np.searchsorted(sub_radii, np.round(r, 6))   # each point's sub-band
+    pairs = np.stack(np.triu_indices(len(xy), k=1), axis=1)
+    if len(pairs) > max_pairs:          # a dusty disc: a random share of the candidate lines
+        pairs = np.random.default_rng(0).choice(pairs, max_pairs, replace=False)
     best, best_key = None, (0, 0.0)
-    for i in range(len(xy)):
-        for j in range(i + 1, len(xy)):
-            along = xy[j] - xy[i]
-            length = np.hypot(*along)
-            if length < 1.0:            # the two crossings of a line are far apart
-                continue
-            normal = np.array([-along[1], along[0]]) / length
-            dist = float(normal @ xy[i])
-            miss = np.abs(xy @ normal - dist)
-            near = miss < tolerance_mm
-            # crossings explained: each sub-band meets the line at most twice, on either
-            # side of its point nearest the centre; several points at one crossing count once
-            side = (xy @ np.array([-normal[1], normal[0]])) > 0
-            count = np.unique(2 * sub_index[near] + side[near]).size
-            key = (count, -float(miss[near].mean()))
-            if key > best_key:
-                best, best_key = (normal, dist), key
+    for i, j in pairs:
+        along = xy[j] - xy[i]
+        length = np.hypot(*along)
+        if length < 1.0:                # the two crossings of a line are far apart
+            continue
+        normal = np.array([-along[1], along[0]]) / length
+        dist = float(normal @ xy[i])
+        miss = np.abs(xy @ normal - dist)
+        near = miss < tolerance_mm
+        # crossings explained: each sub-band meets the line at most twice, on either
+        # side of its point nearest the centre; several points at one crossing count once
+        side = (xy @ np.array([-normal[1], normal[0]])) > 0
+        count = np.unique(2 * sub_index[near] + side[near]).size
+        key = (count, -float(miss[near].mean()))
+        if key > best_key:
+            best, best_key = (normal, dist), key
     if best is None:
         return None
     normal, dist = best
     best_count = best_key[0]
     # a line at distance c crosses every circle of radius > c twice
-    crossings = sum(2 for radius in sub_radii if radius > abs(dist))
-    if crossings == 0 or best_count < max(4, min_share * crossings):
+    crossed = int(np.sum(sub_radii > abs(dist) + tolerance_mm))
+    if crossed < 0.75 * sub_radii.size or best_count < max(4, min_share * 2 * crossed):
         return None
     inliers = xy[np.abs(xy @ normal - dist) < tolerance_mm]
     # total least squares through the inliers
