@@ -48,6 +48,7 @@ DAMAGE = {
     "opaque patches": ("opaque_patches", [1, 3]),
     "darkest film OD": ("od_range", [(0.5, 2.0), (1.0, 3.0)]),
     "crack, shift/turn scale": ("crack_scale", [0.5, 1.0, 2.0], dict(crack=True)),
+    "band spacer at 4 s, pitch mm": ("band_break_pitch_mm", [0.6, 2.0], dict(band_breaks_s=(4.0,))),
 }
 
 

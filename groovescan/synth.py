@@ -198,6 +198,12 @@ class RenderSettings:
         Optional fast lead-out spiral after the last silence (0 disables).
     locked_groove : bool
         A concentric circle where the lead-out ends (needs ``lead_out_turns > 0``).
+    band_breaks_s : tuple of float
+        Groove times (s) where one turn at ``band_break_pitch_mm`` separates two bands
+        (tracks) of a side, as on an LP. The audio is cut on as given: make it silent
+        there for a real band spacer.
+    band_break_pitch_mm : float
+        Pitch of the band spacer turns (mm).
     theta_start : float or None
         Angle of the groove start in the *final* image (rad, conventions.md); None: random.
     mirrored : bool
@@ -300,6 +306,8 @@ class RenderSettings:
     lead_out_turns: float = 0.0
     lead_out_pitch_mm: float = 3.0
     locked_groove: bool = False
+    band_breaks_s: tuple[float, ...] = ()
+    band_break_pitch_mm: float = 1.0
     theta_start: float | None = None
     mirrored: bool = False
     # groove cross-section
@@ -465,6 +473,8 @@ def _check_settings(s: RenderSettings) -> None:
     _require(s.lead_in_s >= 0 and s.lead_out_s >= 0, "lead_in_s and lead_out_s must be >= 0")
     _require(s.lead_in_turns >= 0 and s.lead_out_turns >= 0, "lead-in/out turns must be >= 0")
     _require(s.lead_in_pitch_mm > 0 and s.lead_out_pitch_mm > 0, "lead-in/out pitch must be > 0")
+    _require(all(t >= 0 for t in s.band_breaks_s) and 0.02 <= s.band_break_pitch_mm <= 5.0,
+             "band_breaks_s must be times >= 0 and band_break_pitch_mm within 0.02..5 mm")
     _require(not s.locked_groove or s.lead_out_turns > 0,
              "locked_groove needs a lead-out spiral: set lead_out_turns > 0")
     _require(0 <= s.pitch_variation <= 0.2, "pitch_variation must be in [0, 0.2]")
@@ -634,11 +644,19 @@ def _raised_cosine_step(x: np.ndarray) -> np.ndarray:
 
 def _pitch_profile(phi: np.ndarray, s: RenderSettings, phi_end: float,
                    rng: np.random.Generator) -> np.ndarray:
-    """Pitch (mm per turn) along the groove: normal, widened on the lead-in, fast lead-out."""
+    """Pitch (mm per turn) along the groove: normal, widened on the lead-in and the band
+    spacers, fast lead-out."""
     pitch = s.pitch_mm * (1.0 + _pitch_drift(phi, s.pitch_variation, rng))
     if s.lead_in_turns > 0:
         fade = 1.0 - _raised_cosine_step(phi / (TWO_PI * s.lead_in_turns))
         pitch += (s.lead_in_pitch_mm - s.pitch_mm) * fade
+    omega = TWO_PI * s.rpm / 60.0
+    for t_break in s.band_breaks_s:
+        # one turn of spacer: a quarter-turn ramp up, half a turn wide, a quarter down
+        start = t_break * omega
+        spacer = (_raised_cosine_step((phi - start) / (TWO_PI * 0.25))
+                  - _raised_cosine_step((phi - start - TWO_PI * 0.75) / (TWO_PI * 0.25)))
+        pitch = pitch * (1.0 - spacer) + s.band_break_pitch_mm * spacer
     if s.lead_out_turns > 0:
         ramp = _raised_cosine_step((phi - phi_end) / (TWO_PI * 0.25))   # quarter-turn ramp
         pitch = pitch * (1.0 - ramp) + s.lead_out_pitch_mm * ramp

@@ -204,6 +204,7 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
     min_gap = max(1, int(0.45 * pitch_px))
     sign = -1 if inward else 1
     prev_pitch = np.full(n, float(pitch_px))
+    typical = float(np.median(response[cols, np.clip(np.round(fence).astype(int), 0, n_r - 1)]))
     turns = []
     for k in range(max_turns):
         search = np.floor(fence).astype(int) - min_gap if inward else np.ceil(fence).astype(int) + min_gap
@@ -216,6 +217,12 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
         cand_r = np.where(ok, _refine_peak(response, cols, np.clip(cand, 1, n_r - 2)), np.nan)
         this_pitch = np.abs(cand_r - fence)
         grown = ok & (this_pitch > 1.6 * prev_pitch)
+        if k > 0 and grown.any():
+            # widened smoothly onto a groove as clear as the last turn's (a band spacer,
+            # a run-out): the spacing really changed. Past a groove's end (inside a
+            # locked groove, on blank film) the peaks are noise, far weaker.
+            found = response[cols, np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)]
+            grown &= ~(_spacing_ramps(this_pitch, grown, prev_pitch) & (found > 0.5 * typical))
         if k > 0 and grown.any():
             # a weaker groove one previous pitch on is the real one: locally (dust, a
             # patch) or round the whole turn (loud, blurred grooves the strong-peak search
@@ -248,11 +255,37 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             break
         new = np.where(bad, fence + sign * med, cand_r)
         turns.append((new, conf, bad, med))
+        if (~bad).any():
+            typical = float(np.median(response[cols, at][~bad]))
         prev_pitch = _running_median(np.where(bad, med, this_pitch), max(9, n // 16) | 1)
         fence = new
         if progress is not None:
             progress(len(turns), max_turns)
     return turns
+
+
+def _spacing_ramps(spacing, grown, prev_pitch, *, max_step=0.3):
+    """Runs of grown spacing that the spacing reaches smoothly: real, not a hidden groove.
+
+    Past a hidden groove (dust, a patch) the next one visible is whole pitches further,
+    and the spacing jumps there from one column to the next. A band spacer or a run-out
+    widens the spacing over a fraction of a turn. Steps are measured on the spacing
+    median-filtered along the turn, which keeps a jump and drops the audio's wiggle.
+    """
+    runs, n_runs = ndimage.label(grown)
+    if n_runs == 0:
+        return np.zeros(grown.size, bool)
+    smooth = _running_median(np.nan_to_num(spacing, nan=np.nanmedian(spacing)), 33)
+    # steps between neighbouring columns; none across the seam, where the spiral moves
+    # on by a turn and a widening spacing changes by what it gained over that turn
+    steps = np.abs(np.diff(smooth, append=smooth[-1]))
+    ramps = np.zeros(grown.size, bool)
+    for k in range(1, n_runs + 1):
+        run = np.flatnonzero(runs == k)
+        around = np.arange(max(run[0] - 1, 0), run[-1] + 1)        # the run and its edges
+        if steps[around].max() < max_step * np.median(prev_pitch[run]):
+            ramps[run] = True
+    return ramps
 
 
 def _seen_runs(seen):

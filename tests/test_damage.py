@@ -14,7 +14,9 @@ sound stays within 2 dB of the clean decode (measured: 0.0-0.9 dB lost). Dark fi
 starves the pixels of light: at optical density 3 a pixel gets a thousandth of it and
 the walls' contrast-to-noise falls about 40-fold there, so the sound is worse (measured:
 3.0 dB lost with density up to 2, 11 dB with density up to 3), but the groove must be
-kept: no skip, nearly all of it followed. After the music, the run-out spiral (wide
+kept: no skip, nearly all of it followed. A second band after a spacer turn of
+wide pitch is followed without a skip (measured: 0.0-3.1 dB lost, the most with the
+widest spacer). After the music, the run-out spiral (wide
 pitch) and a locked groove (a closed circle) are followed without spoiling the music
 before them (stopping right on the locked groove is not yet reliable: see the xfail).
 """
@@ -108,6 +110,18 @@ def test_dark_film_keeps_the_groove(clean, od_range, max_loss_db):
     assert comparison.snr_db > reference.snr_db - max_loss_db
 
 
+@pytest.mark.parametrize("spacer_pitch_mm, seed", [(0.6, 21), (1.2, 22), (2.0, 23)])
+def test_band_spacer_is_crossed(clean, spacer_pitch_mm, seed):
+    """Two bands (tracks) on one side, parted by a turn of wide pitch: the track must
+    widen with the groove, not take the spacer for a hidden groove and skip."""
+    _, _, reference = clean
+    truth, result, comparison = _decode(seed=seed, band_breaks_s=(4.0,), band_break_pitch_mm=spacer_pitch_mm)
+    assert comparison.n_skips == 0, comparison.skips
+    assert result.track.n_turns == pytest.approx(truth.n_turns, abs=0.1)
+    assert result.geometry.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.02)
+    assert comparison.snr_db > reference.snr_db - 4.0
+
+
 LOCKED = dict(lead_out_turns=1.5, lead_out_pitch_mm=1.5, locked_groove=True)
 
 
@@ -123,7 +137,7 @@ def test_run_out_and_locked_groove_keep_the_music(clean, lead_out):
 
 
 @pytest.mark.xfail(strict=True, reason="inside a locked groove the tracker may follow noise "
-                                       "for another turn or so before it stops (seed 22: 1.2 turns)")
+                                       "for a turn or so before it stops (seed 22: 1.1 turns past the run-out)")
 def test_track_stops_on_the_locked_groove():
     truth, result, _ = _decode(seed=22, **LOCKED)
     run_out_end = truth.n_turns + LOCKED["lead_out_turns"]
