@@ -222,7 +222,7 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             # a run-out): the spacing really changed. Past a groove's end (inside a
             # locked groove, on blank film) the peaks are noise, far weaker.
             found = response[cols, np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)]
-            grown &= ~(_spacing_ramps(this_pitch, grown, prev_pitch) & (found > 0.5 * typical))
+            grown &= ~(_spacing_ramps(this_pitch, prev_pitch) & (found > 0.5 * typical))
         if k > 0 and grown.any():
             # a weaker groove one previous pitch on is the real one: locally (dust, a
             # patch) or round the whole turn (loud, blurred grooves the strong-peak search
@@ -264,25 +264,27 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
     return turns
 
 
-def _spacing_ramps(spacing, grown, prev_pitch, *, max_step=0.3):
-    """Runs of grown spacing that the spacing reaches smoothly: real, not a hidden groove.
+def _spacing_ramps(spacing, prev_pitch, *, grow=1.6, max_step=0.3):
+    """Columns where the spacing grew smoothly: real, not a hidden groove.
 
     Past a hidden groove (dust, a patch) the next one visible is whole pitches further,
     and the spacing jumps there from one column to the next. A band spacer or a run-out
-    widens the spacing over a fraction of a turn. Steps are measured on the spacing
-    median-filtered along the turn, which keeps a jump and drops the audio's wiggle.
+    widens the spacing over a fraction of a turn. The spacing is median-filtered along
+    the turn first, which keeps a jump and drops the audio's wiggle; a stretch where it
+    is more than ``grow`` times the last turn's is real if no step into or inside it
+    exceeds ``max_step`` of a pitch.
     """
-    runs, n_runs = ndimage.label(grown)
-    if n_runs == 0:
-        return np.zeros(grown.size, bool)
+    n = spacing.size
     smooth = _running_median(np.nan_to_num(spacing, nan=np.nanmedian(spacing)), 33)
-    # steps between neighbouring columns; none across the seam, where the spiral moves
-    # on by a turn and a widening spacing changes by what it gained over that turn
-    steps = np.abs(np.diff(smooth, append=smooth[-1]))
-    ramps = np.zeros(grown.size, bool)
-    for k in range(1, n_runs + 1):
-        run = np.flatnonzero(runs == k)
-        around = np.arange(max(run[0] - 1, 0), run[-1] + 1)        # the run and its edges
+    # change over a few columns (the filter spreads a jump over some); none across the
+    # seam, where the spiral moves on by a turn and a widening spacing has grown
+    span = max(4, n // 512)
+    steps = np.zeros(n)
+    steps[:n - span] = np.abs(smooth[span:] - smooth[:-span])
+    runs, _ = ndimage.label(smooth > grow * prev_pitch)
+    ramps = np.zeros(n, bool)
+    for (run,) in ndimage.find_objects(runs):
+        around = slice(max(run.start - span, 0), run.stop)        # the run and its edges
         if steps[around].max() < max_step * np.median(prev_pitch[run]):
             ramps[run] = True
     return ramps

@@ -10,15 +10,17 @@ and the hidden stretches must be flagged (repaired or muted), not passed on as a
 
 A broken disc's smaller piece lies up to ~1 mm and ~1 degree off (several pitches): it
 must be found and re-registered, so the track crosses the break without a skip and the
-sound stays within 2 dB of the clean decode (measured: 0.0-0.9 dB lost). Dark film
-starves the pixels of light: at optical density 3 a pixel gets a thousandth of it and
-the walls' contrast-to-noise falls about 40-fold there, so the sound is worse (measured:
-3.0 dB lost with density up to 2, 11 dB with density up to 3), but the groove must be
-kept: no skip, nearly all of it followed. A second band after a spacer turn of
-wide pitch is followed without a skip (measured: 0.0-3.1 dB lost, the most with the
-widest spacer). After the music, the run-out spiral (wide
-pitch) and a locked groove (a closed circle) are followed without spoiling the music
-before them (stopping right on the locked groove is not yet reliable: see the xfail).
+sound stays within 2 dB of the clean decode (measured: 0.3-0.9 dB lost).
+
+Dark film starves the pixels of light: at optical density 3 a pixel gets a thousandth
+of it, and the walls' contrast-to-noise there is about 40 times lower than on clear
+film. The sound is worse (measured: 3.0 dB lost with density up to 2, 11 dB with
+density up to 3), but the groove must be kept: no skip, nearly all of it followed.
+
+A second band after a spacer turn of wide pitch is followed without a skip (measured:
+0.0-2.5 dB lost, the most with the widest spacer). After the music, the run-out spiral
+(wide pitch) and a locked groove (a closed circle) are followed without spoiling the
+music before them; stopping right on the locked groove is not yet reliable (the xfail).
 """
 import warnings
 
