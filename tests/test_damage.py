@@ -18,7 +18,9 @@ film. The sound is worse (measured: 3.0 dB lost with density up to 2, 11 dB with
 density up to 3), but the groove must be kept: no skip, nearly all of it followed.
 
 A second band after a spacer turn of wide pitch is followed without a skip (measured:
-0.0-2.5 dB lost, the most with the widest spacer). After the music, the run-out spiral
+0.0-2.5 dB lost, the most with the widest spacer), when the geometry has found the
+music's pitch; on a short side whose only fitted band holds the spacer it does not
+(the xfail). After the music, the run-out spiral
 (wide pitch) and a locked groove (a closed circle) are followed without spoiling the
 music before them; stopping right on the locked groove is not yet reliable (the xfail).
 """
@@ -122,6 +124,14 @@ def test_band_spacer_is_crossed(clean, spacer_pitch_mm, seed):
     assert result.track.n_turns == pytest.approx(truth.n_turns, abs=0.1)
     assert result.geometry.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.02)
     assert comparison.snr_db > reference.snr_db - 4.0
+
+
+@pytest.mark.xfail(strict=True, reason="on a short side the geometry's one band can hold the spacer, "
+                                       "whose pitch it then takes for the music's (seed 1: 0.60 mm)")
+def test_band_spacer_in_the_only_band():
+    truth, result, comparison = _decode(seed=1, band_breaks_s=(4.0,), band_break_pitch_mm=0.6)
+    assert result.geometry.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.02)
+    assert comparison.n_skips == 0
 
 
 LOCKED = dict(lead_out_turns=1.5, lead_out_pitch_mm=1.5, locked_groove=True)
