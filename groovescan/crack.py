@@ -8,8 +8,9 @@ moved by a small rigid shift ``d``, and a shift moves every groove radially by
 ``d . u(theta)`` whatever its radius: relative to the spiral, the smaller piece's
 grooves are off by a sinusoid in angle, which gives ``d``, whole pitches included.
 
-The piece's small rotation only moves its grooves along themselves (at most about a
-millisecond of sound at the crack); it is not measured.
+The piece's small turn moves its grooves along themselves: up to about a millisecond
+of sound at each crossing of the break. The grooves cannot show it; the break's two
+edges, the same ragged line on either piece, do.
 """
 from __future__ import annotations
 
