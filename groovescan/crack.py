@@ -270,14 +270,18 @@ class BreakEdges:
     fixed: np.ndarray
     moved: np.ndarray
 
+    def width(self, slide):
+        """The moved edge less the fixed one slid ``slide`` mm along the break (NaN where
+        either is unknown)."""
+        ok = np.isfinite(self.fixed)
+        return self.moved - np.interp(self.s - slide, self.s[ok], self.fixed[ok], left=np.nan, right=np.nan)
+
     def misfit(self, slide, push, turn):
         """Median distance (mm) of the moved edge from the fixed one slid, pushed and
         turned, and the number of positions compared. The median: where the edges are
         sharply ragged the half-level crossings jump, and the hole breaks the gap."""
-        ok = np.isfinite(self.fixed)
-        shifted = np.interp(self.s - slide, self.s[ok], self.fixed[ok], left=np.nan, right=np.nan)
         # the moved edge tilts towards the fixed one as the piece turns towards +theta
-        resid = self.moved - shifted - push + turn * self.s
+        resid = self.width(slide) - push + turn * self.s
         use = np.isfinite(resid)
         return (float(np.median(np.abs(resid[use]))) if use.any() else np.inf), int(use.sum())
 
@@ -294,10 +298,10 @@ def break_edges(sample_line, crack, r_max_mm, px_mm, *, step_mm=0.05, across_mm=
         return None
     s = np.arange(-reach, reach, step_mm)
     u = np.arange(-across_mm, across_mm, px_mm / 2)
-    n = np.array([np.cos(crack.normal_angle), np.sin(crack.normal_angle)])
+    n, tangent = _frame(crack)
     base = crack.distance_mm * n
-    x = base[0] - s[:, None] * n[1] + u[None, :] * n[0]
-    y = base[1] + s[:, None] * n[0] + u[None, :] * n[1]
+    x = base[0] + s[:, None] * tangent[0] + u[None, :] * n[0]
+    y = base[1] + s[:, None] * tangent[1] + u[None, :] * n[1]
     profiles = sample_line(x, y)
     # along the break the gap stays put while the grooves crossing it average out
     window = max(3, int(1.0 / step_mm))
@@ -323,10 +327,8 @@ def motion_from_edges(edges, crack, *, max_slide_mm=0.8):
     """
     n, tangent = _frame(crack)
     best = (np.inf, 0.0, 0.0, 0.0)
-    ok = np.isfinite(edges.fixed)
     for slide in np.arange(-max_slide_mm, max_slide_mm, 0.025):
-        shifted = np.interp(edges.s - slide, edges.s[ok], edges.fixed[ok], left=np.nan, right=np.nan)
-        width = edges.moved - shifted
+        width = edges.width(slide)
         use = np.isfinite(width)
         if use.sum() < 0.3 * edges.s.size:
             continue

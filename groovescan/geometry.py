@@ -407,21 +407,24 @@ def _choose_bands(r_inner, r_outer, *, max_bands=6, band_mm=2.0):
     return np.linspace(lo + width / 2, hi - width / 2, n_bands), width
 
 
-def _fixed_piece(band, radius, crack):
-    """A band's profiles and angles restricted to the fixed piece of a broken disc.
-
-    The sectors are rolled so that the piece's arc comes first, its angles continuous:
-    the unwrapping then runs along the arc and never across the break.
-    Returns (profiles, radii, theta, use).
-    """
+def _piece_arc(band, mask):
+    """A band rolled so the longest run of ``mask`` (one piece's arc) comes first, its
+    angles continuous: unwrapping then runs along the arc and never across the break.
+    Returns (profiles, radii, theta, mask), all rolled."""
     prof, radii, theta = band
-    if crack is None:
-        return prof, radii, theta, None
-    fixed, _ = piece_masks(crack, radii, theta)
-    roll = roll_to_arc_start(fixed)
+    roll = roll_to_arc_start(mask)
     theta = np.roll(theta, -roll)
     theta = np.where(np.arange(theta.size) >= theta.size - roll, theta + 2 * np.pi, theta)
-    return np.roll(prof, -roll, axis=0), radii, theta, np.roll(fixed, -roll)
+    return np.roll(prof, -roll, axis=0), radii, theta, np.roll(mask, -roll)
+
+
+def _fixed_piece(band, crack):
+    """A band restricted to a broken disc's fixed piece (see :func:`_piece_arc`);
+    the band as it is, with no restriction, on a whole disc."""
+    if crack is None:
+        return (*band, None)
+    fixed, _ = piece_masks(crack, band[1], band[2])
+    return _piece_arc(band, fixed)
 
 
 def _fit_band_shifts(data, band_radii, pitch, crack=None):
@@ -431,8 +434,8 @@ def _fit_band_shifts(data, band_radii, pitch, crack=None):
     there the drift is held at one ``pitch`` a turn (its sign fitted) rather than fitted.
     """
     thetas, shifts, weights = [], [], []
-    for band, radius in zip(data, band_radii):
-        prof, radii, theta, use = _fixed_piece(band, radius, crack)
+    for band in data:
+        prof, radii, theta, use = _fixed_piece(band, crack)
         shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch, use)
         thetas.append(theta)
         shifts.append(shift)
@@ -556,10 +559,9 @@ def _register_piece(image, centre, px, r_outer, data, band_radii, pitch, fit, cr
     motion = motion_from_edges(edges, crack) if edges is not None else None
     guess = motion[1] if motion is not None else None
     residuals, thetas = [], []
-    for k, ((prof, radii, theta), radius) in enumerate(zip(data, band_radii)):
-        _, moved = piece_masks(crack, radii, theta)
-        roll = roll_to_arc_start(moved)
-        prof, theta, moved = np.roll(prof, -roll, axis=0), np.roll(theta, -roll), np.roll(moved, -roll)
+    for k, (band, radius) in enumerate(zip(data, band_radii)):
+        _, moved = piece_masks(crack, band[1], band[2])
+        prof, radii, theta, moved = _piece_arc(band, moved)
         shift, strength = _groove_shift(_detrend(prof, radii, pitch), radii, pitch, moved)
         ok = moved & (strength > 0)
         resid = shift[ok] - fit.model(k, theta[ok], radius)
