@@ -271,7 +271,8 @@ def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
     for k in peaks[peaks > 1]:
         if 0 < k < power.size - 1:
             a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
-            k = k + 0.5 * (a - c) / (a - 2 * b + c)
+            # the vertex of the parabola through the peak's bins: within half a bin
+            k = k + np.clip(0.5 * (a - c) / min(a - 2 * b + c, -1e-12), -0.5, 0.5)
         periods.append(1.0 / (k * (freqs[1] - freqs[0])))
     return periods
 
@@ -404,6 +405,8 @@ def _choose_bands(r_inner, r_outer, *, max_bands=6, band_mm=2.0):
         lo, hi = r_inner + 0.1 * span, r_outer - 0.1 * span
     n_bands = int(np.clip((hi - lo) // band_mm, 1, max_bands))
     width = min(band_mm, (hi - lo) / n_bands)
+    if n_bands == 1:                           # in the middle, not at the run-out's end
+        return np.array([(lo + hi) / 2]), width
     return np.linspace(lo + width / 2, hi - width / 2, n_bands), width
 
 
@@ -453,22 +456,39 @@ def _band_pitch(band, radius, step, crack=None):
     Around one turn the grooves must drift by exactly one pitch. A spectral peak at a
     harmonic (two walls make a strong second harmonic) drifts by two of its periods,
     a peak of the X-ray picture, a label or a sparse lead-out drifts by no consistent
-    amount.
+    amount. A groove's profile is no sine, so the music's pitch shows as a peak and as
+    its harmonics; a single turn of other pitch in the band (a band spacer, the start
+    of a run-out) confirms its own pitch but brings few harmonics. Of the confirmed
+    pitches, the one that most peaks are harmonics of wins.
     """
     prof, radii, _ = band
-    best, best_score = np.nan, -np.inf
-    for period in sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5))):
+    periods = sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5)))
+    confirmed = []                               # (pitch, misfit, score) per confirmed peak
+    for period in periods:
         fit = _fit_band_shifts([band], [radius], period, crack)
-        ratio = abs(2 * np.pi * fit.slopes[0]) / period
-        for harmonic in (1, 2, 3):
-            if abs(ratio - harmonic) < 0.12 * harmonic:
-                score = -fit.rms / (period * harmonic) - 0.05 * harmonic
-                if score > best_score:
-                    # on a broken disc the drift is held (see _fit_band_shifts): the
-                    # spectrum's period is the measurement
-                    best = abs(2 * np.pi * fit.slopes[0]) if crack is None else period * harmonic
-                    best_score = score
-    return best
+        drift = abs(2 * np.pi * fit.slopes[0])
+        matches = [h for h in (1, 2, 3) if abs(drift / period - h) < 0.12 * h]
+        if matches:
+            harmonic = matches[0]
+            # on a broken disc the drift is held (see _fit_band_shifts): the
+            # spectrum's period is the measurement
+            pitch = drift if crack is None else period * harmonic
+            misfit = fit.rms / (period * harmonic)
+            confirmed.append((pitch, misfit, -misfit - 0.05 * harmonic))
+    if not confirmed:
+        return np.nan
+
+    def harmonics_of(pitch):
+        ratio = pitch / np.array(periods)
+        order = np.round(ratio)
+        return int(np.sum((order >= 1) & (order <= 3) & (np.abs(ratio - order) < 0.1 * order)))
+
+    # only spirals that fit the grooves about as well as the best one are in the vote:
+    # a peak of the film's texture can drift by its period by chance, but fits badly
+    best_misfit = min(c[1] for c in confirmed)
+    candidates = [c for c in confirmed if c[1] <= 2 * best_misfit]
+    pitch, _, _ = max(candidates, key=lambda c: (harmonics_of(c[0]), c[2]))
+    return float(pitch)
 
 
 def _consistent_bands(data, band_radii, step, crack=None):
@@ -483,7 +503,11 @@ def _consistent_bands(data, band_radii, step, crack=None):
 
 
 def _find_break(data, pitch, step, crack):
-    """The break line seen in this round's bands, else the one seen before (or None)."""
+    """The break line seen in this round's bands, else the one seen before (or None).
+
+    A break seen before the pitch was confirmed (``pitch`` NaN) is provisional: the
+    caller drops it if the next round, with the pitch, does not see it again.
+    """
     if not np.isfinite(pitch):
         # before the pitch is confirmed, the strongest period shows phase steps as well
         candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
@@ -511,8 +535,10 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
             centres_mm, width = _choose_bands(*dense)
         data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
-        # a broken disc: the spiral is fitted on the larger piece only
-        crack = _find_break(data, pitch, step, crack)
+        # a broken disc: the spiral is fitted on the larger piece only. A break seen
+        # at round 0, on the strongest period (perhaps a band spacer's, not the
+        # music's), stands only if round 1 sees it with the confirmed pitch
+        crack = _find_break(data, pitch, step, None if round_ == 1 else crack)
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch); if no
             # band confirms any while the centre is still rough, the strongest period

@@ -139,11 +139,24 @@ def _index_dtype(n_radii):
     return np.int16 if n_radii < np.iinfo(np.int16).max else np.int32
 
 
-def _peak_positions(response, threshold):
-    """Local maxima above ``threshold``; returns (mask, last peak index at or below i)."""
-    peak = (response > threshold)
-    peak[:, 1:-1] &= (response[:, 1:-1] >= response[:, :-2]) & (response[:, 1:-1] > response[:, 2:])
-    peak[:, [0, -1]] = False
+def _crests(response, half_width, rows=1024):
+    """Where the response is the largest within ``half_width`` samples along the radius.
+
+    Grooves are never closer than about half a pitch (they would overcut), so a weaker
+    peak nearer to a strong one is the matched filter's side lobe, not a groove: next to
+    a loud groove, or a locked groove's circle, it stands above the threshold.
+    """
+    crest = np.empty(response.shape, bool)
+    for start in range(0, response.shape[0], rows):      # row blocks bound the temporaries
+        block = response[start:start + rows]
+        crest[start:start + rows] = block >= ndimage.maximum_filter1d(block, 2 * half_width + 1, axis=1)
+    crest[:, [0, -1]] = False
+    return crest
+
+
+def _peak_positions(response, crests, threshold):
+    """Crests above ``threshold``; returns (mask, last peak index at or below i)."""
+    peak = crests & (response > threshold)
     dtype = _index_dtype(response.shape[1])
     idx = np.where(peak, np.arange(response.shape[1], dtype=dtype)[None, :], dtype(-1))
     return peak, np.maximum.accumulate(idx, axis=1)
@@ -381,12 +394,13 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     # beyond the grooved annulus (sector-averaged, so the outline and dust do not count)
     # there is no groove: a cut edge or a scratch there must not become turn 0
     response[:, radii > geometry.r_outer_mm + 0.5 * pitch] = 0.0
-    peak, last_peak = _peak_positions(response, threshold)
+    pitch_px = pitch / step
+    crests = _crests(response, max(1, int(0.4 * pitch_px)))
+    peak, last_peak = _peak_positions(response, crests, threshold)
     if peak.sum() < n:
         raise NoGrooveError("the groove could not be followed: too few groove crossings found")
     next_peak = _next_peak(peak)
-    _, weak_last = _peak_positions(response, 0.4 * threshold)
-    pitch_px = pitch / step
+    _, weak_last = _peak_positions(response, crests, 0.4 * threshold)
     # seed: one turn on the spiral the geometry fitted, then outwards to the start and
     # inwards to the end
     unwrapped_theta = geometry.direction * 2 * np.pi * np.arange(n) / n
@@ -400,7 +414,8 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     # by stopping half a lead-in turn early. "Strong" stays below sqrt(2): where groove
     # and land are equally wide (vinyl) the response is nearly a sinusoid, whose peaks
     # stand only sqrt(2) above the RMS it is normalised by
-    strong, strong_last = _peak_positions(response, 1.2 * threshold)
+    strong, strong_last = _peak_positions(response, crests, 1.2 * threshold)
+    del crests
     outward = _follow(response, strong_last, _next_peak(strong), weak_last, seed, inward=False,
                       pitch_px=pitch_px, max_turns=max_turns, min_found=0.5)
     inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,

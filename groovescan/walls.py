@@ -147,7 +147,9 @@ def _estimate(profiles, est: _Estimator, n_iter=2):
     shifts = np.stack([shift, shift], axis=1)
     gain = np.empty_like(shifts)
     for _ in range(n_iter):
-        idx = np.clip(np.round((shifts - est.fine_shifts[0]) / fine_step).astype(int),
+        # a flat profile (no wall to fit) gave NaN: it stays unmeasured
+        lost = ~np.isfinite(shifts)
+        idx = np.clip(np.round((np.where(lost, 0.0, shifts) - est.fine_shifts[0]) / fine_step).astype(int),
                       0, est.fine_shifts.size - 1)
         for w in range(2):
             coef = _grouped_apply(filled, idx[:, w], est.fine_pinv[:, w])
@@ -156,6 +158,7 @@ def _estimate(profiles, est: _Estimator, n_iter=2):
             delta = np.where(ok, -coef[:, 2] / np.where(ok, coef[:, 0], 1.0), np.nan)
             # a linear step is only trusted within a fraction of the blur width
             shifts[:, w] = est.fine_shifts[idx[:, w]] + np.clip(delta, -2 * fine_step, 2 * fine_step)
+        shifts[lost] = np.nan
     return shifts, gain, idx
 
 
