@@ -459,7 +459,8 @@ def _band_pitch(band, radius, step, crack=None):
     amount. A groove's profile is no sine, so the music's pitch shows as a peak and as
     its harmonics; a single turn of other pitch in the band (a band spacer, the start
     of a run-out) confirms its own pitch but brings few harmonics. Of the confirmed
-    pitches, the one that most peaks are harmonics of wins.
+    pitches whose spiral fits about as well as the best, the one that most peaks are
+    harmonics of wins.
     """
     prof, radii, _ = band
     periods = sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5)))
@@ -503,19 +504,45 @@ def _consistent_bands(data, band_radii, step, crack=None):
 
 
 def _find_break(data, pitch, step, crack):
-    """The break line seen in this round's bands, else the one seen before (or None).
-
-    A break seen before the pitch was confirmed (``pitch`` NaN) is provisional: the
-    caller drops it if the next round, with the pitch, does not see it again.
-    """
+    """The break line seen in this round's bands, else the one seen before (or None)."""
     if not np.isfinite(pitch):
-        # before the pitch is confirmed, the strongest period shows phase steps as well
+        # where no whole-disc spiral is confirmed (a broken disc), the strongest period
+        # shows phase steps as well
         candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
         if not candidates:
             return crack
         pitch = candidates[0]
     found = find_break([(_detrend(prof, radii, pitch), radii, theta) for prof, radii, theta in data], pitch)
     return found or crack
+
+
+def _misfit(data, band_radii, pitch, crack):
+    """How far the grooves stray from the fitted spiral, in pitches."""
+    return _fit_band_shifts(data, band_radii, pitch, crack).rms / pitch
+
+
+def _pitch_and_break(data, band_radii, step):
+    """First round: the confirmed pitch, the bands that agree, and a break (or None).
+
+    The break is looked for with the pitch a whole spiral confirms. A broken disc may
+    confirm none, or a wrong one, so the break is also looked for with the strongest
+    period; but that may be a band spacer's, whose edges look like a break's. A break
+    seen only then stands if the spiral on the larger piece fits the grooves better
+    than the whole spiral did.
+    """
+    pitch, keep = _consistent_bands(data, band_radii, step)
+    crack = _find_break(data, pitch, step, None)
+    if crack is None and np.isfinite(pitch):
+        seen = _find_break(data, np.nan, step, None)
+        if seen is not None:
+            piece_pitch, piece_keep = _consistent_bands(data, band_radii, step, seen)
+            if piece_keep and (_misfit([data[k] for k in piece_keep], band_radii[piece_keep], piece_pitch, seen)
+                               < _misfit([data[k] for k in keep], band_radii[keep], pitch, None)):
+                return piece_pitch, piece_keep, seen
+        return pitch, keep, None
+    if crack is not None:
+        pitch, keep = _consistent_bands(data, band_radii, step, crack)
+    return pitch, keep, crack
 
 
 def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
@@ -535,14 +562,16 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
             centres_mm, width = _choose_bands(*dense)
         data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
-        # a broken disc: the spiral is fitted on the larger piece only. A break seen
-        # at round 0, on the strongest period (perhaps a band spacer's, not the
-        # music's), stands only if round 1 sees it with the confirmed pitch
-        crack = _find_break(data, pitch, step, None if round_ == 1 else crack)
         if round_ == 0:
-            # the period the spiral confirms (its drift over a turn is one pitch); if no
-            # band confirms any while the centre is still rough, the strongest period
-            pitch, keep = _consistent_bands(data, centres_mm, step, crack)
+            # the period the spiral confirms (its drift over a turn is one pitch), and
+            # a break seen with it, or else with the strongest period
+            pitch, keep, crack = _pitch_and_break(data, centres_mm, step)
+        else:
+            # a broken disc: the spiral is fitted on the larger piece only
+            crack = _find_break(data, pitch, step, crack)
+        if round_ == 0:
+            # if no band confirms any pitch while the centre is still rough, the
+            # strongest period
             if keep:
                 data, centres_mm = [data[k] for k in keep], centres_mm[keep]
             else:
