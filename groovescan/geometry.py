@@ -506,8 +506,7 @@ def _consistent_bands(data, band_radii, step, crack=None):
 def _find_break(data, pitch, step, crack):
     """The break line seen in this round's bands, else the one seen before (or None)."""
     if not np.isfinite(pitch):
-        # where no whole-disc spiral is confirmed (a broken disc), the strongest period
-        # shows phase steps as well
+        # no pitch given: the strongest period, which shows phase steps as well
         candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
         if not candidates:
             return crack
