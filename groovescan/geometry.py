@@ -503,14 +503,19 @@ def _consistent_bands(data, band_radii, step, crack=None):
     return pitch, keep
 
 
+def _strongest_period(data, step):
+    """The first band's strongest spectral period (mm), or NaN if it has none."""
+    candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
+    return candidates[0] if candidates else np.nan
+
+
 def _find_break(data, pitch, step, crack):
     """The break line seen in this round's bands, else the one seen before (or None)."""
     if not np.isfinite(pitch):
         # no pitch given: the strongest period, which shows phase steps as well
-        candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
-        if not candidates:
+        pitch = _strongest_period(data, step)
+        if not np.isfinite(pitch):
             return crack
-        pitch = candidates[0]
     found = find_break([(_detrend(prof, radii, pitch), radii, theta) for prof, radii, theta in data], pitch)
     return found or crack
 
@@ -563,22 +568,19 @@ def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
                 for rc in centres_mm]
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch), and
-            # a break seen with it, or else with the strongest period
+            # a break seen with it, or else with the strongest period; if no band
+            # confirms any pitch while the centre is still rough, the strongest period
             pitch, keep, crack = _pitch_and_break(data, centres_mm, step)
-        else:
-            # a broken disc: the spiral is fitted on the larger piece only
-            crack = _find_break(data, pitch, step, crack)
-        if round_ == 0:
-            # if no band confirms any pitch while the centre is still rough, the
-            # strongest period
             if keep:
                 data, centres_mm = [data[k] for k in keep], centres_mm[keep]
             else:
-                candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
-                if not candidates:
+                pitch = _strongest_period(data, step)
+                if not np.isfinite(pitch):
                     raise NoGrooveError("no periodic groove pattern found in the grooved area")
-                pitch = candidates[0]
-        elif round_ == 1:
+        else:
+            # a broken disc: the spiral is fitted on the larger piece only
+            crack = _find_break(data, pitch, step, crack)
+        if round_ == 1:
             pitch, keep = _consistent_bands(data, centres_mm, step, crack)
             if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
