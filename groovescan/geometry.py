@@ -1,11 +1,12 @@
 """Where the groove is: spiral centre, scanner scale, handedness, pitch, polarity.
 
-Two stages, both driven by the grooves themselves (never by the hole or the outline):
+Two stages, both driven by the grooves themselves (never by the hole, the outline or
+anything else on the scanner bed):
 
-1. *Coarse*: a block-averaged map of groove texture (band-pass energy relative to local
-   brightness, so the X-ray picture behind the grooves does not matter) gives the groove
-   annulus; a RANSAC circle through its outer edge gives the centre to a fraction of a
-   millimetre, and the annulus its inner and outer radius.
+1. *Coarse* (:mod:`groovescan.coarse`): blocks whose texture is periodic at a groove
+   pitch, with the scanner's row and column streaks projected out; a RANSAC consensus of
+   their normals gives the centre to a fraction of a millimetre, the rings where they
+   face it the grooved annulus.
 2. *Fine*: radial profiles, averaged over narrow sectors, are taken in a few bands across
    the annulus. The grooves are periodic in radius, so the phase of each sector's profile
    at the groove frequency tells how far the grooves sit from the assumed centre, modulo
@@ -26,12 +27,13 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from .coarse import MAX_DISC_RADIUS_MM, MAX_MUSIC_PITCH_MM, CoarseGeometry, coarse_geometry
 from .crack import (Crack, break_edges, find_break, fit_offset, motion_from_edges, piece_masks,
                     roll_to_arc_start, turn_from_edges)
-from .errors import NoGrooveError
+from .errors import NoGrooveError, ParameterError
 from .sampling import sample, sample_compact
 
-__all__ = ["DiscGeometry", "find_geometry"]
+__all__ = ["DiscGeometry", "check_hints", "find_geometry"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class DiscGeometry:
         ``theta`` (rad, followed continuously from 0) at radius
         ``groove_radius_mm + groove_slope_mm * theta``, give or take whole pitches: the
         spiral as the fine fit saw it, which seeds the tracker.
+    coarse : what the coarse stage saw (:class:`groovescan.coarse.CoarseGeometry`): the
+        grooved blocks, the consensus centre and ring, for diagnostics.
     """
 
     centre_px: tuple[float, float]
@@ -75,9 +79,8 @@ class DiscGeometry:
     wall_coherence: tuple[float, float] = (0.0, 0.0)
     groove_radius_mm: float = float("nan")
     groove_slope_mm: float = 0.0
-    overview: np.ndarray | None = field(default=None, repr=False)
-    overview_factor: int = 1
     crack: Crack | None = None
+    coarse: CoarseGeometry | None = field(default=None, repr=False, compare=False)
 
     def to_px(self, r_mm, theta):
         """(row, col) of polar points ``r_mm`` (mm), ``theta`` (rad)."""
@@ -97,127 +100,6 @@ class DiscGeometry:
     def radial_px_mm(self, theta):
         """Length in mm of one pixel step taken along the radius at ``theta``."""
         return 1.0 / np.hypot(np.cos(theta) / self.px_mm[1], np.sin(theta) / self.px_mm[0])
-
-
-# ----------------------------------------------------------------------------- coarse
-
-@dataclass(frozen=True)
-class _Coarse:
-    centre_px: tuple[float, float]
-    r_inner_mm: float
-    r_outer_mm: float
-    overview: np.ndarray
-    factor: int
-
-
-def _orientation_overview(image, px_mm, factor):
-    """Block means of the structure tensor of groove-scale detail, (3, H/f, W/f).
-
-    The image is band-passed to the scale of grooves (finer than the X-ray picture,
-    coarser than pixel noise) relative to the local brightness, so film density
-    cancels; the tensor's components (row-row, row-col, col-col gradient products)
-    are averaged over ``factor`` x ``factor`` blocks. Read in strips with a margin.
-    """
-    # grooves need no more than ~20 um pixels to show their orientation: reduce first
-    reduce = _overview_reduction(px_mm)
-    while factor % reduce:
-        reduce -= 1
-    px_mm = px_mm * reduce
-    s_fine = max(0.8, 0.02 / px_mm)
-    s_wide = max(2.5, 0.15 / px_mm)
-    margin = reduce * (int(3 * s_wide) + 1)
-    height, width = image.shape[0] // factor, image.shape[1] // factor
-    tensor = np.zeros((3, height, width), np.float32)
-    blocks_per_strip = max(1, (1 << 23) // max(image.shape[1], 1) // factor)
-    for i in range(0, height, blocks_per_strip):
-        j = min(height, i + blocks_per_strip)
-        r0, r1 = max(i * factor - margin, 0), min(j * factor + margin, image.shape[0])
-        r0, r1 = r0 - r0 % reduce, r1 - (r1 - r0) % reduce
-        strip = np.asarray(image[r0:r1, :width * factor])
-        if strip.dtype not in (np.uint8, np.uint16, np.float32):
-            strip = strip.astype(np.float32)
-        if reduce > 1:
-            # area-average in the stored type, so only the reduced pixels are widened
-            strip = cv2.resize(strip, (strip.shape[1] // reduce, strip.shape[0] // reduce),
-                               interpolation=cv2.INTER_AREA)
-        strip = strip.astype(np.float32, copy=False)
-        wide = cv2.GaussianBlur(strip, (0, 0), s_wide)
-        band = cv2.GaussianBlur(strip, (0, 0), s_fine) - wide
-        band /= np.maximum(wide, 1e-3 * float(wide.max() or 1.0))
-        g_row = cv2.Sobel(band, cv2.CV_32F, 0, 1, ksize=3)
-        g_col = cv2.Sobel(band, cv2.CV_32F, 1, 0, ksize=3)
-        f = factor // reduce
-        keep = slice((i * factor - r0) // reduce, (j * factor - r0) // reduce)
-        for k, product in enumerate((g_row * g_row, g_row * g_col, g_col * g_col)):
-            tensor[k, i:j] = product[keep, :width * f].reshape(j - i, f, width, f).mean(axis=(1, 3))
-    return tensor
-
-
-def _overview_reduction(px_mm):
-    """Whole-pixel reduction that brings the overview's pixels near 20 um."""
-    return max(1, int(round(0.02 / px_mm)))
-
-
-def _fit_centre_to_normals(points, normals, weights, n_iter=8):
-    """Least-squares point closest to all lines ``points + s * normals`` (IRLS, Cauchy)."""
-    tangents = np.stack([normals[:, 1], -normals[:, 0]], axis=1)
-    rhs = np.sum(points * tangents, axis=1)
-    w = weights.copy()
-    centre = np.zeros(2)
-    for _ in range(n_iter):
-        a = tangents * w[:, None]
-        centre = np.linalg.solve(a.T @ tangents + 1e-9 * np.eye(2), a.T @ rhs)
-        resid = tangents @ centre - rhs
-        scale = max(1.4826 * np.median(np.abs(resid)), 1.0)
-        w = weights / (1.0 + (resid / (2 * scale)) ** 2)
-    return centre
-
-
-def _coarse_geometry(image, px_mm) -> _Coarse:
-    """Centre and annulus from the orientation of groove texture in blocks.
-
-    Grooves are concentric: in every grooved block the gradient points at the spiral
-    centre, whatever the outline, the hole or the X-ray picture. The centre is the
-    robust least-squares meeting point of those normals; the annulus is the range of
-    radii where blocks are both strongly oriented and oriented radially.
-    """
-    reduce = _overview_reduction(px_mm)
-    factor = reduce * max(1, int(round(0.4 / (px_mm * reduce))))
-    tensor = _orientation_overview(image, px_mm, factor)
-    if tensor.shape[1] * tensor.shape[2] < 100:
-        raise NoGrooveError("the image is too small to hold a record groove; check the file and --dpi")
-    j_rr, j_rc, j_cc = tensor.astype(np.float64)
-    energy = j_rr + j_cc
-    coherence = np.sqrt((j_cc - j_rr) ** 2 + 4 * j_rc**2) / np.maximum(energy, 1e-30)
-    angle = 0.5 * np.arctan2(2 * j_rc, j_cc - j_rr)           # gradient direction, x = col
-    # grooves are the common kind of oriented texture; far stronger edges (opaque
-    # patches, the film's cut edge, the hole) and near-blank film are not grooves
-    coherent = (coherence > 0.5) & (energy > 0)
-    typical = np.median(energy[coherent]) if coherent.any() else 0.0
-    oriented = coherent & (energy > 0.05 * typical) & (energy < 20 * typical)
-    if oriented.sum() < 20:
-        raise NoGrooveError("no groove texture found in the scan; is this a record scan (check --dpi)?")
-    rows, cols = np.nonzero(oriented)
-    points = np.stack([rows, cols], axis=1).astype(np.float64)
-    normals = np.stack([np.sin(angle[oriented]), np.cos(angle[oriented])], axis=1)
-    centre_blocks = _fit_centre_to_normals(points, normals, coherence[oriented] ** 2)
-    # annulus: rings of blocks where most blocks are grooves facing the centre
-    rr, cc = np.indices(coherence.shape)
-    d_row, d_col = rr - centre_blocks[0], cc - centre_blocks[1]
-    radius = np.hypot(d_row, d_col)
-    radial = np.abs(np.sin(angle) * d_row + np.cos(angle) * d_col) / np.maximum(radius, 1e-9)
-    grooved = oriented & (radial > 0.95)
-    ring = radius.astype(int).ravel()
-    frac = np.bincount(ring, grooved.ravel()) / np.maximum(np.bincount(ring), 1)
-    labels, n = ndimage.label(ndimage.binary_closing(frac > 0.4, iterations=2))
-    if n == 0:
-        raise NoGrooveError("no ring of grooves found around a common centre; is this a record scan?")
-    weight = np.bincount(labels, frac)[1:]
-    run = np.flatnonzero(labels == np.argmax(weight) + 1)
-    centre_px = ((centre_blocks[0] + 0.5) * factor - 0.5, (centre_blocks[1] + 0.5) * factor - 0.5)
-    r_inner = max(run[0] - 0.5, 0) * factor * px_mm
-    r_outer = (run[-1] + 1.0) * factor * px_mm
-    return _Coarse(centre_px, r_inner, r_outer, coherence.astype(np.float32), factor)
 
 
 # ----------------------------------------------------------------------------- fine
@@ -450,7 +332,7 @@ def _fit_band_shifts(data, band_radii, pitch, crack=None):
     return _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=pitch, slope=slope)
 
 
-def _band_pitch(band, radius, step, crack=None):
+def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
     """The spectral period of one band that the spiral confirms, or NaN.
 
     Around one turn the grooves must drift by exactly one pitch. A spectral peak at a
@@ -460,10 +342,20 @@ def _band_pitch(band, radius, step, crack=None):
     its harmonics; a single turn of other pitch in the band (a band spacer, the start
     of a run-out) confirms its own pitch but brings few harmonics. Of the confirmed
     pitches whose spiral fits about as well as the best, the one that most peaks are
-    harmonics of wins.
+    harmonics of wins. The music's pitch is never coarser than ``MAX_MUSIC_PITCH_MM``
+    (a lead-in's or run-out's is); a user's ``pitch_hint`` narrows it to within 20 %.
     """
     prof, radii, _ = band
     periods = sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5)))
+    if pitch_hint is not None:
+        near = [p for p in periods if _near_harmonic(pitch_hint / p, 0.2)]
+        periods = near or [pitch_hint]
+
+    def admissible(pitch):
+        if pitch_hint is not None:
+            return abs(pitch / pitch_hint - 1) < 0.2
+        return pitch <= MAX_MUSIC_PITCH_MM
+
     confirmed = []                               # (pitch, misfit, score) per confirmed peak
     for period in periods:
         fit = _fit_band_shifts([band], [radius], period, crack)
@@ -474,6 +366,8 @@ def _band_pitch(band, radius, step, crack=None):
             # on a broken disc the drift is held (see _fit_band_shifts): the
             # spectrum's period is the measurement
             pitch = drift if crack is None else period * harmonic
+            if not admissible(pitch):
+                continue
             misfit = fit.rms / (period * harmonic)
             confirmed.append((pitch, misfit, -misfit - 0.05 * harmonic))
     if not confirmed:
@@ -492,9 +386,16 @@ def _band_pitch(band, radius, step, crack=None):
     return float(pitch)
 
 
-def _consistent_bands(data, band_radii, step, crack=None):
+def _near_harmonic(ratio, tolerance):
+    """Whether ``ratio`` is within ``tolerance`` (relative) of 1, 2 or 3."""
+    order = np.round(ratio)
+    return bool(1 <= order <= 3 and abs(ratio - order) < tolerance * order)
+
+
+def _consistent_bands(data, band_radii, step, crack=None, pitch_hint=None):
     """Pitch agreed by the bands, and the bands that agree (lead-outs, labels dropped)."""
-    pitches = np.array([_band_pitch(band, radius, step, crack) for band, radius in zip(data, band_radii)])
+    pitches = np.array([_band_pitch(band, radius, step, crack, pitch_hint)
+                        for band, radius in zip(data, band_radii)])
     ok = np.isfinite(pitches)
     if not ok.any():
         return np.nan, []
@@ -525,7 +426,7 @@ def _misfit(data, band_radii, pitch, crack):
     return _fit_band_shifts(data, band_radii, pitch, crack).rms / pitch
 
 
-def _pitch_and_break(data, band_radii, step):
+def _pitch_and_break(data, band_radii, step, pitch_hint=None):
     """First round: the confirmed pitch, the bands that agree, and a break (or None).
 
     The break is looked for with the pitch a whole spiral confirms. A broken disc may
@@ -534,54 +435,75 @@ def _pitch_and_break(data, band_radii, step):
     seen only then stands if the spiral on the larger piece fits the grooves better
     than the whole spiral did.
     """
-    pitch, keep = _consistent_bands(data, band_radii, step)
+    pitch, keep = _consistent_bands(data, band_radii, step, pitch_hint=pitch_hint)
     crack = _find_break(data, pitch, step, None)
     if crack is None and np.isfinite(pitch):
         seen = _find_break(data, np.nan, step, None)
         if seen is not None:
-            piece_pitch, piece_keep = _consistent_bands(data, band_radii, step, seen)
+            piece_pitch, piece_keep = _consistent_bands(data, band_radii, step, seen, pitch_hint)
             if piece_keep and (_misfit([data[k] for k in piece_keep], band_radii[piece_keep], piece_pitch, seen)
                                < _misfit([data[k] for k in keep], band_radii[keep], pitch, None)):
                 return piece_pitch, piece_keep, seen
         return pitch, keep, None
     if crack is not None:
-        pitch, keep = _consistent_bands(data, band_radii, step, crack)
+        pitch, keep = _consistent_bands(data, band_radii, step, crack, pitch_hint)
     return pitch, keep, crack
 
 
-def _refine(image, coarse: _Coarse, px_nominal, *, n_rounds=3):
+def _block_period(coarse: CoarseGeometry):
+    """The commonest groove period (mm) of the blocks facing the centre: the pitch or
+    one of its harmonics, enough to tell grooves from the rest along a radius."""
+    blocks = coarse.blocks
+    use = coarse.inliers if coarse.inliers is not None and coarse.inliers.any() else slice(None)
+    log_period = np.log(blocks.period_mm[use])
+    if log_period.size == 0:
+        return np.nan
+    bins = np.arange(log_period.min() - 0.02, log_period.max() + 0.04, 0.02)
+    counts, edges = np.histogram(log_period, bins, weights=np.sqrt(blocks.significance[use]))
+    k = int(np.argmax(ndimage.uniform_filter1d(counts, 3)))
+    return float(np.exp(0.5 * (edges[k] + edges[k + 1])))
+
+
+def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rounds=3):
     centre = np.array(coarse.centre_px, dtype=np.float64)
     px = np.array(px_nominal, dtype=np.float64)
     r_inner, r_outer = coarse.r_inner_mm, coarse.r_outer_mm
-    centres_mm, width = _choose_bands(r_inner, r_outer)
     pitch = np.nan
     step = min(px) / 2
     crack = None
+    bands_range = (r_inner, r_outer)
+    period = pitch_hint or _block_period(coarse)
+    if not coarse.radii_given and np.isfinite(period):
+        # the blocks' ring reaches half a block past the grooves, lead-in included:
+        # the bands go where the grooves are densely periodic
+        bands_range, _ = _annulus(image, centre, px, r_inner, r_outer, step, period)
+    centres_mm, width = _choose_bands(*bands_range)
     for round_ in range(n_rounds):
         if round_ == 1:
             # the pitch is known: two dozen samples a period are plenty for its phase
             step = max(step, pitch / 24)
             # with the centre close, measure where the grooves really are
-            dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
-            centres_mm, width = _choose_bands(*dense)
+            if not coarse.radii_given:
+                dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
+                centres_mm, width = _choose_bands(*dense)
         data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch), and
             # a break seen with it, or else with the strongest period; if no band
             # confirms any pitch while the centre is still rough, the strongest period
-            pitch, keep, crack = _pitch_and_break(data, centres_mm, step)
+            pitch, keep, crack = _pitch_and_break(data, centres_mm, step, pitch_hint)
             if keep:
                 data, centres_mm = [data[k] for k in keep], centres_mm[keep]
             else:
-                pitch = _strongest_period(data, step)
+                pitch = pitch_hint or _strongest_period(data, step)
                 if not np.isfinite(pitch):
                     raise NoGrooveError("no periodic groove pattern found in the grooved area")
         else:
             # a broken disc: the spiral is fitted on the larger piece only
             crack = _find_break(data, pitch, step, crack)
         if round_ == 1:
-            pitch, keep = _consistent_bands(data, centres_mm, step, crack)
+            pitch, keep = _consistent_bands(data, centres_mm, step, crack, pitch_hint)
             if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
             data = [data[k] for k in keep]
@@ -717,7 +639,45 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=No
 
 # ----------------------------------------------------------------------------- public
 
-def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
+def check_hints(*, centre_px=None, radii_mm=None, pitch_mm=None, image_shape=None, px_mm=None):
+    """Validate the user's geometry hints; returns them as floats (or None).
+
+    Raises
+    ------
+    ParameterError
+        A hint that cannot be right, saying what was wrong.
+    """
+    def numbers(value, n, what, example):
+        try:
+            values = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) != n or not all(np.isfinite(values)):
+            raise ParameterError(f"{what}={value!r}: give {n} numbers, e.g. {example}")
+        return values
+
+    if centre_px is not None:
+        centre_px = numbers(centre_px, 2, "centre", "(8200, 8350) as row, col in pixels")
+        if image_shape is not None and px_mm is not None:
+            reach = MAX_DISC_RADIUS_MM / float(px_mm)
+            if not all(-reach < c < n + reach for c, n in zip(centre_px, image_shape)):
+                raise ParameterError(f"centre (row {centre_px[0]:g}, col {centre_px[1]:g}) lies far "
+                                     f"outside the {image_shape[0]} x {image_shape[1]} px image; give "
+                                     "the spiral centre's row and column in pixels")
+    if radii_mm is not None:
+        radii_mm = numbers(radii_mm, 2, "radii", "(40, 85) in mm")
+        if not 0 < radii_mm[0] < radii_mm[1] <= MAX_DISC_RADIUS_MM:
+            raise ParameterError(f"radii {radii_mm[0]:g}-{radii_mm[1]:g} mm: give the inner and outer "
+                                 f"radius of the grooves in mm, inner first, at most {MAX_DISC_RADIUS_MM:g}")
+    if pitch_mm is not None:
+        if not (isinstance(pitch_mm, (int, float, np.number)) and 0.02 <= pitch_mm <= 2.0):
+            raise ParameterError(f"pitch={pitch_mm!r}: give the groove pitch in mm, 0.02-2 "
+                                 "(bone records ~0.2, 78s ~0.28, LPs ~0.1)")
+        pitch_mm = float(pitch_mm)
+    return centre_px, radii_mm, pitch_mm
+
+
+def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=None) -> DiscGeometry:
     """Find the spiral's centre, scale, handedness, pitch and polarity.
 
     Parameters
@@ -727,22 +687,45 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         which case ``px_mm`` (row, col) must be given.
     px_mm : (float, float), optional
         Nominal pixel size (row, col) in mm; taken from ``scan.px_mm`` by default.
+    centre_px : (row, col), optional
+        Where the spiral's centre is, roughly (pixels), when it cannot be found
+        automatically; it is refined from the grooves.
+    radii_mm : (r_inner, r_outer), optional
+        Radii (mm) between which the grooves lie; taken as given.
+    pitch_mm : float, optional
+        The groove pitch, roughly (mm): the pitch found must be within 20 % of it.
 
     Returns
     -------
     DiscGeometry
 
+    Raises
+    ------
+    NoGrooveError
+        No spiral groove found; its ``evidence`` attribute holds what the coarse
+        stage saw (:class:`groovescan.coarse.CoarseGeometry`), for a diagnostic figure.
+    ParameterError
+        A hint that cannot be right.
+
     Notes
     -----
-    Reads the image twice in blocks (texture overview), then samples a few
+    Reads the image once in strips (groove texture in 2 mm blocks), then samples a few
     thousand radial lines; peak memory is a few hundred MB whatever the scan size.
     """
     image = getattr(scan, "image", scan)
     if px_mm is None:
         px_mm = scan.px_mm
     px_nominal = (float(px_mm[0]), float(px_mm[1]))
-    coarse = _coarse_geometry(image, float(np.sqrt(px_nominal[0] * px_nominal[1])))
-    centre, px, fit, pitch, data, band_radii, (r_inner, r_outer), crack = _refine(image, coarse, px_nominal)
+    px_mean = float(np.sqrt(px_nominal[0] * px_nominal[1]))
+    centre_px, radii_mm, pitch_mm = check_hints(centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm,
+                                                image_shape=image.shape, px_mm=px_mean)
+    coarse = coarse_geometry(image, px_mean, centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm)
+    try:
+        centre, px, fit, pitch, data, band_radii, (r_inner, r_outer), crack = _refine(
+            image, coarse, px_nominal, pitch_hint=pitch_mm)
+    except NoGrooveError as error:
+        error.evidence = getattr(error, "evidence", None) or coarse
+        raise
     direction = -1 if np.median(fit.slopes) > 0 else 1
     # the fit's groove shift in the middle band, relative to the refined centre
     k = len(band_radii) // 2
@@ -777,7 +760,6 @@ def find_geometry(scan, *, px_mm=None) -> DiscGeometry:
         wall_coherence=coherence,
         groove_radius_mm=float(groove_radius),
         groove_slope_mm=slope,
-        overview=coarse.overview,
-        overview_factor=coarse.factor,
         crack=crack,
+        coarse=coarse,
     )

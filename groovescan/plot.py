@@ -20,6 +20,7 @@ points it draws. A memory-mapped gigapixel TIFF is fine.
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 
@@ -27,8 +28,9 @@ from .errors import MissingDpiError, OptionalDependencyError, OutputError, Param
 from .io import atomic_output
 
 __all__ = [
-    "require_matplotlib", "plot_scan", "plot_confidence", "plot_unwrapped", "plot_walls",
-    "plot_spectrum", "plot_spectrogram", "plot_curves", "inspect_figure", "save_figure",
+    "require_matplotlib", "plot_scan", "plot_geometry", "plot_confidence", "plot_unwrapped",
+    "plot_walls", "plot_spectrum", "plot_spectrogram", "plot_curves", "inspect_figure",
+    "geometry_figure", "save_figure",
 ]
 
 INSTALL_HINT = "pip install groovescan[plot]"
@@ -40,6 +42,7 @@ _LOST = "#ff2a2a"
 _CENTRE = "#ffe600"
 _ANNULUS = "#ff9900"
 _CLICK = "#ff00ff"
+_OFF_CENTRE = "#8f8f8f"
 
 
 def require_matplotlib():
@@ -226,6 +229,136 @@ def _overlay_track(ax, result, *, factor, window, turn_step):
     cy, cx = geometry.centre_px
     ax.plot([cx], [cy], "+", color=_CENTRE, ms=14, mew=2, label="spiral centre")
     ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def _coarse_of(source):
+    """The coarse-stage evidence of a DecodeResult, a DiscGeometry, a NoGrooveError or
+    a CoarseGeometry itself."""
+    for candidate in (source, getattr(source, "evidence", None), getattr(source, "coarse", None),
+                      getattr(getattr(source, "geometry", None), "coarse", None)):
+        if candidate is not None and hasattr(candidate, "blocks") and hasattr(candidate, "inliers"):
+            return candidate
+    raise ParameterError("expected what the geometry saw: a DecodeResult, a DiscGeometry, the "
+                         "NoGrooveError that find_geometry raised, or a groovescan.coarse.CoarseGeometry")
+
+
+def plot_geometry(scan_or_image, evidence, *, ax=None, max_px=1200, cmap="gray"):
+    """What the geometry saw: the blocks whose texture is grooves, the centre, the ring.
+
+    Parameters
+    ----------
+    scan_or_image : str, path-like, Scan or (rows, cols) array
+    evidence : DecodeResult, DiscGeometry, NoGrooveError or CoarseGeometry
+        Where to find the coarse stage's blocks, consensus centre and ring; a failed
+        :func:`groovescan.find_geometry` attaches them to its error.
+    ax : matplotlib Axes, optional
+    max_px : int
+        Longest side of the drawn image (see :func:`plot_scan`).
+    cmap : str
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    Dots mark the 2 mm blocks periodic at a groove pitch, coloured by how strongly
+    (cyan: their grooves face the centre; grey: they do not, e.g. Newton rings, a
+    second disc, a ruler). The yellow + is the centre, the orange circles the grooved
+    ring, as far as the geometry got.
+    """
+    coarse = _coarse_of(evidence)
+    ax = plot_scan(scan_or_image, ax=ax, max_px=max_px, cmap=cmap)
+    blocks = coarse.blocks
+    if blocks.count:
+        facing = coarse.inliers if coarse.inliers is not None else np.zeros(blocks.count, bool)
+        size = 4 + 10 * np.clip(np.log10(blocks.significance) - 1.4, 0, 1)
+        for mask, colour, label in ((~facing, _OFF_CENTRE, "groove-like blocks"),
+                                    (facing, _TRACK, "grooves facing the centre")):
+            if mask.any():
+                ax.scatter(blocks.col_px[mask], blocks.row_px[mask], s=size[mask], c=colour,
+                           alpha=0.6, linewidths=0, label=f"{label} ({int(mask.sum())})")
+    if coarse.centre_px is not None:
+        cy, cx = coarse.centre_px
+        ax.plot([cx], [cy], "+", color=_CENTRE, ms=14, mew=2,
+                label="spiral centre" + (" (given)" if coarse.centre_given else ""))
+        if np.isfinite(coarse.r_inner_mm):
+            theta = np.linspace(0, 2 * np.pi, 721)
+            for i, radius in enumerate((coarse.r_inner_mm, coarse.r_outer_mm)):
+                r_px = radius / blocks.px_mm
+                ax.plot(cx + r_px * np.cos(theta), cy + r_px * np.sin(theta), "--", color=_ANNULUS,
+                        lw=0.8, label="grooved ring" if i == 0 else None)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    ax.set_title(ax.get_title() + f"; {blocks.count} of {blocks.grid_shape[0] * blocks.grid_shape[1]} "
+                 "blocks groove-like")
+    return ax
+
+
+def geometry_figure(scan, evidence, *, message=None, title=None):
+    """A report page for a scan whose geometry failed (or to check one that did not).
+
+    Parameters
+    ----------
+    scan : str, path-like, Scan or (rows, cols) array
+    evidence : NoGrooveError, DecodeResult, DiscGeometry or CoarseGeometry
+        See :func:`plot_geometry`.
+    message : str, optional
+        Text printed under the figures (default: the error's message, if any).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    from . import __version__
+
+    coarse = _coarse_of(evidence)
+    fig = Figure(figsize=(17, 10), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.2, 1.0), height_ratios=(1.0, 0.45))
+    plot_geometry(scan, coarse, ax=fig.add_subplot(grid[0, 0]))
+    blocks = coarse.blocks
+    ax = fig.add_subplot(grid[0, 1])
+    rows, cols = blocks.grid_px()
+    half = blocks.grid_step_px / 2
+    shown = ax.imshow(np.log10(np.maximum(blocks.significance_map, 1.0)), cmap="magma",
+                      extent=(cols[0] - half, cols[-1] + half, rows[-1] + half, rows[0] - half))
+    fig.colorbar(shown, ax=ax, label="log10 peak significance (0: no groove-like peak)")
+    ax.set_title(f"groove texture in {blocks.block_px} px blocks")
+    ax.set_xlabel("col (px)")
+    ax.set_ylabel("row (px)")
+    ax = fig.add_subplot(grid[1, 1])
+    if blocks.count:
+        facing = coarse.inliers if coarse.inliers is not None else np.zeros(blocks.count, bool)
+        bins = np.geomspace(0.03, 0.7, 60)
+        ax.hist([blocks.period_mm[~facing], blocks.period_mm[facing]], bins=bins, stacked=True,
+                color=[_OFF_CENTRE, _TRACK], label=["not facing the centre", "facing the centre"])
+        ax.set_xscale("log")
+        ax.legend(fontsize="small")
+    ax.set_xlabel("period of the block's strongest peak (mm): the pitch or a harmonic")
+    ax.set_ylabel("blocks")
+    text_ax = fig.add_subplot(grid[1, 0])
+    text_ax.axis("off")
+    if message is None:
+        message = str(evidence) if isinstance(evidence, Exception) else ""
+    lines = [message, "",
+             "If the grooves are there, tell the decoder where they are:",
+             "  --centre ROW,COL   the spiral centre in pixels (the yellow + if it is right)",
+             "  --radii R1-R2      inner and outer radius of the grooves in mm",
+             "  --pitch MM         the groove pitch in mm (bone ~0.2, 78 ~0.28, LP ~0.1)"]
+    wrapped = [textwrap.fill(line, 110, subsequent_indent="    ") if line else "" for line in lines]
+    text_ax.text(0.0, 1.0, "\n".join(wrapped), family="monospace", fontsize=9, va="top", ha="left",
+                 transform=text_ax.transAxes)
+    if title is None:
+        path = scan if isinstance(scan, (str, os.PathLike)) else getattr(scan, "path", None)
+        title = os.path.basename(os.fspath(path)) if path else "scan"
+    fig.suptitle(f"{title}: what the geometry saw - groovescan {__version__}", fontsize=14)
+    return fig
 
 
 # ----------------------------------------------------------------------------- confidence
