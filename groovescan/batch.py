@@ -1,10 +1,10 @@
 """Decode a folder of scans unattended: a process pool here, or a Dask cluster.
 
-For every ``NAME.tif`` / ``NAME.tiff`` / ``NAME.png`` in a folder (not its subfolders)
-:func:`batch_decode` writes ``OUT_DIR/NAME.wav`` and a JSON sidecar ``OUT_DIR/NAME.json``:
-the decode parameters, what was found (the :class:`groovescan.DecodeReport` fields),
-quality figures, the groovescan version and timings -- or, for a scan that could not
-be decoded, the error. Both files are written atomically (temporary file, then a
+For every ``NAME.tif`` / ``NAME.tiff`` / ``NAME.png`` / ``NAME.jpg`` / ``NAME.jpeg`` in a
+folder (not its subfolders) :func:`batch_decode` writes ``OUT_DIR/NAME.wav`` and a JSON
+sidecar ``OUT_DIR/NAME.json``: the decode parameters (geometry hints included), what was
+found (the :class:`groovescan.DecodeReport` fields), quality figures, the groovescan
+version and timings -- or, for a scan that could not be decoded, the error. Both files are written atomically (temporary file, then a
 rename), the sidecar last, so a scan is *done* exactly when its ``.wav`` exists and its
 sidecar says ``"status": "ok"``. A rerun skips done scans (unless ``overwrite=True``)
 and retries the rest, so an interrupted batch resumes where it stopped.
@@ -13,6 +13,10 @@ One bad scan never stops the others: every failure is caught, written to that sc
 sidecar and counted in the :class:`BatchSummary`. If a worker process dies (e.g. the
 kernel's out-of-memory killer), the scans that were in flight are retried one at a
 time, so only the scan that kills its worker is reported as failed.
+
+Geometry hints (``centre_px``, ``radii_mm``, ``pitch_mm``) apply to every scan of the
+batch alike: give them only for scans made the same way (same disc placement on the
+scanner bed for ``centre_px``), or decode the odd scan on its own.
 
 Two scans with the same name and different extensions (``a.tif``, ``a.png``) are
 written as ``a_tif.*`` and ``a_png.*`` (so adding ``a.png`` beside an ``a.tif`` already
@@ -53,7 +57,7 @@ from .io import atomic_output, jsonable, peak_normalise
 
 __all__ = ["SCAN_EXTENSIONS", "ScanOutcome", "BatchSummary", "batch_decode", "find_scans"]
 
-SCAN_EXTENSIONS = (".tif", ".tiff", ".png")
+SCAN_EXTENSIONS = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 DASK_HINT = "pip install groovescan[dask]"
 SIDECAR_VERSION = 1
 
@@ -140,7 +144,8 @@ class _Job:
 
 
 def find_scans(folder) -> list[str]:
-    """Scan files (``.tif``, ``.tiff``, ``.png``, any case) in ``folder``, sorted by name.
+    """Scan files (``.tif``, ``.tiff``, ``.png``, ``.jpg``, ``.jpeg``, any case) in ``folder``,
+    sorted by name.
 
     Hidden files (leading ``.``, e.g. temporary files) and subfolders are ignored.
     """
@@ -175,6 +180,7 @@ def _decode_defaults():
 def _check_options(options):
     """Decode options with defaults filled in and checked, before any work starts."""
     from .eq import get_curve
+    from .geometry import check_hints
     from .pipeline import check_denoise
     from .timebase import check_rpm
 
@@ -198,6 +204,9 @@ def _check_options(options):
     if merged["band"] is not None:
         merged["band"] = tuple(float(f) for f in merged["band"])
     merged["denoise"] = check_denoise(merged["denoise"])
+    # the same hints for every scan; a centre far outside an image is refused by its decode
+    merged["centre_px"], merged["radii_mm"], merged["pitch_mm"] = check_hints(
+        centre_px=merged["centre_px"], radii_mm=merged["radii_mm"], pitch_mm=merged["pitch_mm"])
     return merged
 
 
@@ -448,7 +457,8 @@ def batch_decode(folder, out_dir, *, workers=None, overwrite=False, scheduler=No
     Parameters
     ----------
     folder : str or path-like
-        Folder holding the scans (``.tif``, ``.tiff``, ``.png``; subfolders ignored).
+        Folder holding the scans (``.tif``, ``.tiff``, ``.png``, ``.jpg``, ``.jpeg``;
+        subfolders ignored).
     out_dir : str or path-like
         Where the outputs go; created if missing.
     workers : int, optional
@@ -468,7 +478,10 @@ def batch_decode(folder, out_dir, *, workers=None, overwrite=False, scheduler=No
         WAV sample format.
     **decode_options
         Passed to :func:`groovescan.decode` (``rpm``, ``sr``, ``eq``, ``dpi``, ``band``,
-        ``declick``, ``max_gap_s``); checked before any work starts.
+        ``declick``, ``denoise``, ``max_gap_s``, and the geometry hints ``centre_px``,
+        ``radii_mm``, ``pitch_mm``), the same for every scan; checked before any work
+        starts. Each sidecar records them under ``parameters`` (and the hints given under
+        ``found.hints``).
 
     Returns
     -------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -26,6 +27,61 @@ def _positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return value
+
+
+_NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+
+
+def _number_pair(text, separators):
+    """Two numbers written "A<sep>B" (any of ``separators``), or None if malformed."""
+    match = re.fullmatch(_NUMBER + f"[{re.escape(separators)}]" + _NUMBER, text)
+    return None if match is None else (float(match[1]), float(match[2]))
+
+
+def _hint(**hint):
+    """Check one geometry hint with the decoder's own rules; its message if refused."""
+    from .geometry import check_hints
+
+    try:
+        return next(v for v in check_hints(**hint) if v is not None)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _centre(text):
+    pair = _number_pair(text, ",")
+    if pair is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the spiral centre as ROW,COL in pixels, e.g. --centre 8200,8350")
+    return _hint(centre_px=pair)
+
+
+def _radii(text):
+    pair = _number_pair(text, "-,")
+    if pair is None or not all(v > 0 for v in pair):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the inner and outer groove radius in mm as R1-R2, e.g. --radii 40-85")
+    try:
+        return _hint(radii_mm=pair)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; e.g. --radii 40-85") from None
+
+
+def _pitch(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give the groove pitch in mm, e.g. --pitch 0.28") from None
+    try:
+        return _hint(pitch_mm=value)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; e.g. --pitch 0.28") from None
+
+
+def _geometry_hints(args):
+    """The decode() keyword arguments of the --centre, --radii and --pitch options."""
+    return dict(centre_px=args.centre, radii_mm=args.radii, pitch_mm=args.pitch)
 
 
 def _check_output(path, force, allowed):
@@ -49,7 +105,8 @@ def _cmd_decode(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = decode(args.scan, rpm=args.rpm, sr=args.sample_rate, eq=args.eq, dpi=args.dpi,
-                        declick=not args.no_declick, denoise=args.denoise, progress=not args.quiet)
+                        declick=not args.no_declick, denoise=args.denoise, progress=not args.quiet,
+                        **_geometry_hints(args))
     audio, gain_db = peak_normalise(result.audio)
     write_audio(args.output, audio, sr=result.sr, subtype=_SUBTYPES[args.format], overwrite=args.force)
     if not args.quiet:
@@ -94,7 +151,7 @@ def _cmd_inspect(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scan = load_scan(args.scan, dpi=args.dpi)
-        result = decode(scan, rpm=args.rpm, progress=not args.quiet)
+        result = decode(scan, rpm=args.rpm, progress=not args.quiet, **_geometry_hints(args))
         figure = inspect_figure(scan, result)
         save_figure(figure, args.output, overwrite=args.force)
     if not args.quiet:
@@ -108,7 +165,7 @@ def _cmd_batch(args):
     from .batch import batch_decode
 
     options = dict(rpm=args.rpm, sr=args.sample_rate, eq=args.eq, declick=not args.no_declick,
-                   denoise=args.denoise)
+                   denoise=args.denoise, **_geometry_hints(args))    # the same hints for every scan
     if args.dpi is not None:
         options["dpi"] = args.dpi
     summary = batch_decode(args.scans_dir, args.output, workers=args.workers, overwrite=args.force,
@@ -133,7 +190,7 @@ def _positive_int(text):
 
 def _add_inspect_parser(sub):
     p = sub.add_parser("inspect", help="decode a scan and save a diagnostic report page (needs matplotlib)")
-    p.add_argument("scan", help="scan image (TIFF or PNG)")
+    p.add_argument("scan", help="scan image (TIFF, PNG or JPEG)")
     p.add_argument("-o", "--output", required=True, help="figure to write (.png, .pdf or .svg)")
     _add_decode_options(p, audio=False)
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
@@ -144,12 +201,12 @@ def _add_inspect_parser(sub):
 def _add_batch_parser(sub):
     p = sub.add_parser("batch", help="decode every scan in a folder (WAV + JSON sidecar each); "
                        "exit status 1 if any scan failed")
-    p.add_argument("scans_dir", metavar="SCANS_DIR", help="folder of scans (.tif, .tiff, .png)")
+    p.add_argument("scans_dir", metavar="SCANS_DIR", help="folder of scans (.tif, .tiff, .png, .jpg, .jpeg)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="folder for NAME.wav and NAME.json (created if missing)")
     p.add_argument("--workers", type=_positive_int, help="processes decoding at once (default: one per CPU)")
     p.add_argument("--force", action="store_true", help="decode again scans already done")
-    _add_decode_options(p, audio=True)
+    _add_decode_options(p, audio=True, batch=True)
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask cluster, e.g. tcp://host:8786 (needs groovescan[dask]; "
                    "workers must see the same folders)")
@@ -166,10 +223,21 @@ def _denoise_strength(text):
         raise argparse.ArgumentTypeError(f"{text!r}: give a strength from 0 (off) to 4") from None
 
 
-def _add_decode_options(p, *, audio):
-    """The options of ``decode()`` shared by decode, inspect and batch (audio: output ones too)."""
+def _add_decode_options(p, *, audio, batch=False):
+    """The options of ``decode()`` shared by decode, inspect and batch (audio: output ones too;
+    batch: the geometry hints apply to every scan of the folder)."""
     p.add_argument("--rpm", default="78", help="turntable speed: 78, 77.92, 78.26, 45, 33.333 (default 78)")
     p.add_argument("--dpi", type=_positive_float, help="scan resolution, overrides the file's metadata")
+    every = " (the same for every scan)" if batch else ""
+    p.add_argument("--centre", type=_centre, metavar="ROW,COL",
+                   help="spiral centre in pixels of the scan (row from the top, column from the left), "
+                   f"roughly; when automatic geometry fails{every}")
+    p.add_argument("--radii", type=_radii, metavar="R1-R2",
+                   help="inner and outer radius of the grooves in mm, e.g. 40-85 (or 40,85); "
+                   f"when automatic geometry fails{every}")
+    p.add_argument("--pitch", type=_pitch, metavar="MM",
+                   help="groove pitch in mm, roughly (e.g. 0.28; the pitch found stays within 20 %%); "
+                   f"when automatic geometry fails{every}")
     if audio:
         p.add_argument("--sample-rate", type=int, default=44100, help="output sample rate in Hz (default 44100)")
         p.add_argument("--eq", default="flat", help=f"playback curve: {', '.join(CURVES)} (default flat)")
@@ -186,7 +254,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("decode", help="decode a scan to an audio file")
-    p.add_argument("scan", help="scan image (TIFF or PNG)")
+    p.add_argument("scan", help="scan image (TIFF, PNG or JPEG)")
     p.add_argument("-o", "--output", required=True, help="audio file to write (.wav or .flac)")
     _add_decode_options(p, audio=True)
     p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")

@@ -239,16 +239,17 @@ def _fit_harmonics(thetas, shifts, weights, band_radii, pitch_mm=None, n_iter=6,
     return _Fit(coef[0], coef[1], coef[2], slopes, rms, coef[3::2])
 
 
-def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90):
+def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90, reach_mm=3.0):
     """Radii of the grooves, from groove-scale texture along radii.
 
     Texture is the local strength of the profile's component at the groove pitch
     (complex demodulation over half a millimetre, averaged over sectors): grooves have
     it, film texture, the outline and dust do not, however strong their contrast.
-    Returns ``(dense, extent)``: the radial range of densely packed grooves (where the
-    pitch can be measured) and the range of any groove at all (lead-in, run-out).
+    Looks ``reach_mm`` beyond ``r_inner`` and ``r_outer``. Returns ``(dense, extent)``:
+    the radial range of densely packed grooves (where the pitch can be measured) and the
+    range of any groove at all (lead-in, run-out).
     """
-    lo, hi = max(r_inner - 3.0, 2 * step), r_outer + 3.0
+    lo, hi = max(r_inner - reach_mm, 2 * step), r_outer + reach_mm
     prof, radii, _ = _band_profiles(image, centre, px, lo, hi, n_lines, 8, step)
     flat = np.nan_to_num(_detrend(prof, radii, pitch))
     width = max(3, int(0.5 / step))
@@ -472,20 +473,22 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
     step = min(px) / 2
     crack = None
     bands_range = (r_inner, r_outer)
+    # the user's radii bound the grooves; found ones reach half a block past them
+    reach = 0.0 if coarse.radii_given else 3.0
     period = pitch_hint or _block_period(coarse)
-    if not coarse.radii_given and np.isfinite(period):
-        # the blocks' ring reaches half a block past the grooves, lead-in included:
-        # the bands go where the grooves are densely periodic
-        bands_range, _ = _annulus(image, centre, px, r_inner, r_outer, step, period)
+    if np.isfinite(period):
+        # the bands go where the grooves are densely periodic: not on the lead-in
+        bands_range, _ = _annulus(image, centre, px, r_inner, r_outer, step, period, reach_mm=reach)
     centres_mm, width = _choose_bands(*bands_range)
     for round_ in range(n_rounds):
         if round_ == 1:
             # the pitch is known: two dozen samples a period are plenty for its phase
             step = max(step, pitch / 24)
             # with the centre close, measure where the grooves really are
+            dense, extent = _annulus(image, centre, px, r_inner, r_outer, step, pitch, reach_mm=reach)
+            centres_mm, width = _choose_bands(*dense)
             if not coarse.radii_given:
-                dense, (r_inner, r_outer) = _annulus(image, centre, px, r_inner, r_outer, step, pitch)
-                centres_mm, width = _choose_bands(*dense)
+                r_inner, r_outer = extent
         data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
         if round_ == 0:
@@ -670,7 +673,8 @@ def check_hints(*, centre_px=None, radii_mm=None, pitch_mm=None, image_shape=Non
             raise ParameterError(f"radii {radii_mm[0]:g}-{radii_mm[1]:g} mm: give the inner and outer "
                                  f"radius of the grooves in mm, inner first, at most {MAX_DISC_RADIUS_MM:g}")
     if pitch_mm is not None:
-        if not (isinstance(pitch_mm, (int, float, np.number)) and 0.02 <= pitch_mm <= 2.0):
+        if isinstance(pitch_mm, bool) or not (isinstance(pitch_mm, (int, float, np.number))
+                                              and 0.02 <= pitch_mm <= 2.0):
             raise ParameterError(f"pitch={pitch_mm!r}: give the groove pitch in mm, 0.02-2 "
                                  "(bone records ~0.2, 78s ~0.28, LPs ~0.1)")
         pitch_mm = float(pitch_mm)

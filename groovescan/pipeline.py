@@ -21,7 +21,7 @@ from . import restore
 from .crack import Crack
 from .eq import get_curve
 from .errors import ParameterError
-from .geometry import DiscGeometry, find_geometry
+from .geometry import DiscGeometry, check_hints, find_geometry
 from .timebase import check_rpm, default_band, groove_audio, samples_per_turn
 from .track import GrooveTrack, track_groove
 from .walls import WallSignal, measure_walls
@@ -35,7 +35,12 @@ class DecodeWarning(UserWarning):
 
 @dataclass(frozen=True)
 class DecodeReport:
-    """What the decoder found and how well it could read the groove."""
+    """What the decoder found and how well it could read the groove.
+
+    ``hints`` holds the geometry hints the caller gave :func:`decode`, as checked
+    (``centre_px`` (row, col) px, ``radii_mm`` (inner, outer) mm, ``pitch_mm`` mm;
+    only those given); empty when the geometry was found unaided.
+    """
 
     dpi: float
     image_shape: tuple[int, int]
@@ -59,6 +64,7 @@ class DecodeReport:
     noise_um: float
     denoise: float = 0.0
     crack: Crack | None = None
+    hints: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
 
     @property
@@ -70,6 +76,7 @@ class DecodeReport:
         """Human-readable report, one fact a line."""
         lines = [
             f"scan            {self.image_shape[1]} x {self.image_shape[0]} px at {self.dpi:g} dpi",
+            *([f"hints           {_describe_hints(self.hints)}"] if self.hints else []),
             f"spiral centre   row {self.centre_px[0]:.1f}, col {self.centre_px[1]:.1f} "
             f"({self.centre_offset_mm[1]:+.2f}, {self.centre_offset_mm[0]:+.2f} mm from the image centre)",
             f"groove          {self.polarity} walls, turns {self.handedness} inwards"
@@ -93,6 +100,19 @@ class DecodeReport:
             lines.append(f"hiss            suppressed at strength {self.denoise:g} of the measured noise")
         lines.append(f"output          {self.sr} Hz, playback curve '{self.eq}'")
         return "\n".join(lines)
+
+
+def _describe_hints(hints) -> str:
+    """The geometry hints in words: "centre given (row 8200, col 8350), radii 40-85 mm"."""
+    parts = []
+    if hints.get("centre_px") is not None:
+        row, col = hints["centre_px"]
+        parts.append(f"centre given (row {row:g}, col {col:g})")
+    if hints.get("radii_mm") is not None:
+        parts.append("radii {:g}-{:g} mm".format(*hints["radii_mm"]))
+    if hints.get("pitch_mm") is not None:
+        parts.append(f"pitch {hints['pitch_mm']:g} mm")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -218,13 +238,14 @@ def _progress_factory(progress):
 
 
 def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=True,
-           denoise=0.0, max_gap_s=0.02, progress=False) -> DecodeResult:
+           denoise=0.0, max_gap_s=0.02, centre_px=None, radii_mm=None, pitch_mm=None,
+           progress=False) -> DecodeResult:
     """Decode the audio of a record scan.
 
     Parameters
     ----------
     scan : str, path-like, Scan or 2-D array
-        A scan file (TIFF/PNG), a :class:`groovescan.Scan`, or an image array
+        A scan file (TIFF/PNG/JPEG), a :class:`groovescan.Scan`, or an image array
         (then ``dpi`` is required).
     rpm : float or str
         Turntable speed: 78, 77.92, 78.26, 45, 33.333 or a preset name ("33", "78-50hz").
@@ -246,11 +267,34 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         the music (see the README for its measured gain).
     max_gap_s : float
         Longer stretches where the groove is lost are muted and reported as gaps.
+    centre_px : (float, float), optional
+        Geometry hint, for when automatic geometry fails: ``(row, col)`` of the spiral's
+        centre in pixels of the scan, roughly; it is refined from the grooves. Default:
+        found from the grooves.
+    radii_mm : (float, float), optional
+        Geometry hint, for when automatic geometry fails: ``(r_inner, r_outer)``, the
+        radii in mm between which the grooves lie, inner first; taken as given.
+        Default: found from the grooves.
+    pitch_mm : float, optional
+        Geometry hint, for when automatic geometry fails: the groove pitch in mm
+        (radial distance between turns), roughly; the pitch found must lie within 20 %
+        of it. Default: found from the grooves.
     progress : bool or callable(stage, done, total)
 
     Returns
     -------
     DecodeResult
+        The hints given are in ``result.report.hints``.
+
+    Raises
+    ------
+    ParameterError
+        A bad option, including a hint that cannot be right (checked before the scan is
+        read; a centre far outside the image, once its size is known).
+    ScanReadError, ScanContentError, MissingDpiError
+        The scan could not be read (see :func:`groovescan.load_scan`).
+    NoGrooveError
+        No spiral groove found (hints may help).
 
     Warns
     -----
@@ -265,6 +309,11 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
     curve = get_curve(eq)
     band = tuple(band) if band is not None else default_band(rpm)
     denoise = check_denoise(denoise)
+    centre_px, radii_mm, pitch_mm = check_hints(centre_px=centre_px, radii_mm=radii_mm,
+                                                pitch_mm=pitch_mm)
+    hints = {name: value for name, value in
+             (("centre_px", centre_px), ("radii_mm", radii_mm), ("pitch_mm", pitch_mm))
+             if value is not None}
     stage = _progress_factory(progress)
     timings = {}
     t0 = time.perf_counter()
@@ -282,7 +331,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
     timings["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    geometry = find_geometry(scan)
+    geometry = find_geometry(scan, centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm)
     timings["geometry"] = time.perf_counter() - t
     t = time.perf_counter()
     track = track_groove(scan, geometry, progress=stage("tracking"))
@@ -345,7 +394,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
         n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
         gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=denoise,
-        crack=geometry.crack, timings_s=timings)
+        crack=geometry.crack, hints=hints, timings_s=timings)
     if track.followed_fraction < 0.9 or gaps_s:
         warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "
                       f"{len(gaps_s)} gap(s) muted — see the report", DecodeWarning, stacklevel=2)

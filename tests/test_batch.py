@@ -196,3 +196,41 @@ def test_batch_on_a_dask_localcluster(scans, tmp_path, capsys):
             summary = batch.batch_decode(folder, out, scheduler=client, progress=False, sr=22050)
             assert [o.status for o in summary.outcomes] == ["failed", "skipped"]
             assert client.status == "running"
+
+
+def test_geometry_hints_reach_every_scan_and_its_sidecar(scans, tmp_path, capsys):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(scans / "disc_a.tif", folder / "disc_a.tif")
+    out = tmp_path / "out"
+    # the renderer's default pitch: a hint every disc of this batch shares
+    assert main(["batch", str(folder), "-o", str(out), "-q", "--workers", "1", "--pitch", "0.22",
+                 *OPTIONS]) == 0
+    record = _sidecar(out, "disc_a")
+    assert record["status"] == "ok"
+    hints = {k: record["parameters"][k] for k in ("centre_px", "radii_mm", "pitch_mm")}
+    assert hints == {"centre_px": None, "radii_mm": None, "pitch_mm": 0.22}
+    assert record["found"]["hints"] == {"pitch_mm": 0.22}
+    assert "hints           pitch 0.22 mm" in record["report"]
+    assert record["found"]["pitch_mm"] == pytest.approx(0.22, rel=0.02)
+
+
+def test_geometry_hints_are_checked_and_kept_as_numbers_before_any_work(scans, tmp_path, capsys):
+    options = batch._check_options({"centre_px": [3700, 3710.5], "radii_mm": (28, 31), "pitch_mm": 0.22})
+    assert (options["centre_px"], options["radii_mm"], options["pitch_mm"]) == (
+        (3700.0, 3710.5), (28.0, 31.0), 0.22)
+    out = tmp_path / "out"
+    for bad, words in ((dict(radii_mm=(31, 28)), "inner first"), (dict(pitch_mm=5), "pitch"),
+                       (dict(centre_px=(1, 2, 3)), "centre")):
+        with pytest.raises(ParameterError, match=words):
+            batch.batch_decode(scans, out, **bad)
+    assert main(["batch", str(scans), "-o", str(out), "--radii", "31-28"]) == 2
+    assert "argument --radii" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_find_scans_picks_up_jpegs(tmp_path):
+    for name in ("a.jpg", "b.JPEG", "c.tif", "d.png", "e.txt", "f.jpe", ".g.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    found = [os.path.basename(p) for p in batch.find_scans(tmp_path)]
+    assert found == ["a.jpg", "b.JPEG", "c.tif", "d.png"]

@@ -58,3 +58,91 @@ def test_blank_image_is_no_groove(tmp_path, capsys):
     save_scan(path, (30000 + rng.normal(0, 50, (600, 600))).astype(np.uint16), dpi=1200)
     assert main(["decode", str(path), "-o", str(tmp_path / "x.wav"), "-q"]) == 2
     assert "groove" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ geometry hints
+
+HINT_COMMANDS = {
+    "decode": ["decode", "scan.tif", "-o", "x.wav"],
+    "inspect": ["inspect", "scan.tif", "-o", "x.png"],
+    "batch": ["batch", "scans", "-o", "out"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(HINT_COMMANDS))
+@pytest.mark.parametrize("options, expected", [
+    (["--centre", "8200,8350"], dict(centre=(8200.0, 8350.0))),
+    (["--centre", " 8200.5 , 8350 "], dict(centre=(8200.5, 8350.0))),
+    (["--centre=-120,8350"], dict(centre=(-120.0, 8350.0))),        # a centre off the image
+    (["--radii", "40-85"], dict(radii=(40.0, 85.0))),
+    (["--radii", "40,85"], dict(radii=(40.0, 85.0))),
+    (["--radii", "28.2-30.5"], dict(radii=(28.2, 30.5))),
+    (["--pitch", "0.28"], dict(pitch=0.28)),
+    ([], dict(centre=None, radii=None, pitch=None)),
+])
+def test_geometry_hint_options_parse(command, options, expected):
+    from groovescan.cli import build_parser
+
+    args = build_parser().parse_args(HINT_COMMANDS[command] + options)
+    for name, value in expected.items():
+        assert getattr(args, name) == value
+
+
+@pytest.mark.parametrize("command", sorted(HINT_COMMANDS))
+@pytest.mark.parametrize("option, value, example", [
+    ("--centre", "8200", "--centre 8200,8350"),
+    ("--centre", "8200;8350", "--centre 8200,8350"),
+    ("--centre", "row,col", "--centre 8200,8350"),
+    ("--centre", "nan,5", "--centre 8200,8350"),
+    ("--centre", "1,2,3", "--centre 8200,8350"),
+    ("--radii", "40", "--radii 40-85"),
+    ("--radii", "85-40", "--radii 40-85"),           # outer first
+    ("--radii", "0-85", "--radii 40-85"),
+    ("--radii", "40-900", "--radii 40-85"),          # larger than any disc
+    ("--radii", "forty-85", "--radii 40-85"),
+    ("--pitch", "abc", "--pitch 0.28"),
+    ("--pitch", "5", "--pitch 0.28"),                # mm, not um: 2 mm at most
+    ("--pitch", "-0.2", "--pitch 0.28"),
+    ("--pitch", "inf", "--pitch 0.28"),
+])
+def test_malformed_geometry_hints_are_usage_errors_naming_the_option(capsys, command, option, value,
+                                                                     example):
+    assert main(HINT_COMMANDS[command] + [f"{option}={value}"]) == 2
+    err = capsys.readouterr().err
+    # argparse prints the usage, then one line: the option, what was wrong, an example
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert errors[0].startswith(f"groovescan {command}: error: argument {option}: ")
+    assert example in errors[0]
+
+
+def test_hints_are_passed_to_decode_by_every_command(monkeypatch, tmp_path, capsys):
+    import groovescan.batch
+    import groovescan.pipeline
+    from groovescan import ParameterError
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        raise ParameterError("stopped by the test")
+
+    monkeypatch.setattr(groovescan.pipeline, "decode", spy)
+    monkeypatch.setattr(groovescan.batch, "batch_decode", spy)
+    monkeypatch.setattr("groovescan.io.load_scan", lambda *args, **kwargs: None)
+    hints = ["--centre", "3700,3710", "--radii", "28-31", "--pitch", "0.22"]
+    for command in ("decode", "inspect", "batch"):
+        out = {"decode": "x.wav", "inspect": "x.png", "batch": "out"}[command]
+        if command == "inspect":
+            pytest.importorskip("matplotlib")
+        assert main([command, "scan.tif", "-o", str(tmp_path / out), *hints]) == 2
+        assert "stopped by the test" in capsys.readouterr().err
+        assert {k: seen[-1][k] for k in ("centre_px", "radii_mm", "pitch_mm")} == dict(
+            centre_px=(3700.0, 3710.0), radii_mm=(28.0, 31.0), pitch_mm=0.22), command
+
+
+def test_decode_with_a_hint_reports_it(scan_path, tmp_path, capsys):
+    out = tmp_path / "hinted.wav"
+    assert main(["decode", str(scan_path), "-o", str(out), "--pitch", "0.22"]) == 0
+    report = capsys.readouterr().out.splitlines()
+    assert "hints           pitch 0.22 mm" in report

@@ -19,7 +19,7 @@ import soundfile as sf
 import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFile
 
 import groovescan.io as gio
 from groovescan.errors import (
@@ -59,6 +59,19 @@ def write_tiff(path, image, *, dpi=(2400, 2400), unit="INCH", **options):
 def write_png(path, image, *, dpi=(2400, 2400)):
     Image.fromarray(image).save(path, dpi=dpi)
     return path
+
+
+def write_jpeg(path, image, *, dpi=(2400, 2400), **options):
+    """A JPEG written by Pillow; ``dpi=None`` writes no density (JFIF unit 0, aspect 1:1)."""
+    if dpi is not None:
+        options["dpi"] = dpi
+    Image.fromarray(image).save(path, format="JPEG", quality=95, **options)
+    return path
+
+
+def pillow_pixels(path):
+    with Image.open(path) as picture:
+        return np.asarray(picture)
 
 
 def listing(folder):
@@ -159,6 +172,158 @@ def test_sixteen_bit_colour_png_keeps_sixteen_bits(tmp_path):
     np.testing.assert_array_equal(scan.image, rgb[:, :, 1])
 
 
+# ------------------------------------------------------------------ reading JPEG
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_jpeg_round_trips_pillows_decode_with_jfif_dpi_in_inches(tmp_path, progressive):
+    path = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8), dpi=(2400, 2436),
+                      progressive=progressive)
+    scan = load_scan(path)
+    assert scan.image.dtype == np.uint8 and scan.bit_depth == 8
+    np.testing.assert_array_equal(scan.image, pillow_pixels(path))  # decoded pixels, as decoded
+    assert scan.dpi_xy == (2400.0, 2436.0) and scan.dpi_source == "metadata"
+    assert scan.notes == ()
+
+
+def set_jfif_density(path, *, unit, density):
+    """Rewrite the JFIF APP0 segment's unit (0 none, 1 inch, 2 cm) and X/Y density."""
+    data = bytearray(path.read_bytes())
+    assert data[2:4] == b"\xff\xe0" and data[6:11] == b"JFIF\0"
+    data[13] = unit
+    data[14:18] = density[0].to_bytes(2, "big") + density[1].to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_jpeg_jfif_dpi_in_centimetres(tmp_path):
+    # Pillow writes dots per inch only: the unit byte is set to 2 (dots/cm) afterwards.
+    path = set_jfif_density(write_jpeg(tmp_path / "a.jpg", make_image(np.uint8)),
+                            unit=2, density=(945, 959))
+    assert Image.open(path).info["jfif_unit"] == 2
+    scan = load_scan(path)
+    # 945 /cm is 2400.3 dpi: JFIF stores whole dots per cm, so that is what the file says
+    assert scan.dpi_xy == pytest.approx((945 * 2.54, 959 * 2.54), rel=1e-12)
+
+
+def exif_with(**tags):
+    exif = Image.Exif()
+    names = {"x": 0x011A, "y": 0x011B, "unit": 0x0128, "orientation": 0x0112}
+    for name, value in tags.items():
+        exif[names[name]] = value
+    return exif
+
+
+@pytest.mark.parametrize("unit, scale", [(2, 1.0), (3, 2.54), (None, 1.0)],
+                         ids=["inch", "cm", "no-unit-tag-means-inch"])
+def test_jpeg_dpi_from_exif_when_jfif_has_none(tmp_path, unit, scale):
+    tags = dict(x=1200, y=1218) if unit is None else dict(x=1200, y=1218, unit=unit)
+    path = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8), dpi=None, exif=exif_with(**tags))
+    assert Image.open(path).info["jfif_unit"] == 0  # JFIF present, but an aspect ratio only
+    scan = load_scan(path)
+    assert scan.dpi_xy == pytest.approx((1200 * scale, 1218 * scale), rel=1e-12)
+    assert scan.dpi_source == "metadata" and scan.notes == ()
+
+
+def test_jpeg_exif_without_resolution_is_no_dpi_not_pillows_72(tmp_path):
+    # Pillow's info["dpi"] says 72 dpi for a JPEG whose EXIF has no resolution
+    path = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8), dpi=None,
+                      exif=exif_with(orientation=6))
+    assert Image.open(path).info["dpi"] == (72, 72)
+    with pytest.raises(MissingDpiError, match="records no scan resolution"):
+        load_scan(path)
+    scan = load_scan(path, dpi=2400)
+    np.testing.assert_array_equal(scan.image, pillow_pixels(path))  # not turned for display
+    assert any("EXIF orientation 6" in note and "as stored" in note for note in scan.notes)
+
+
+def test_jpeg_jfif_density_wins_over_exif_and_a_disagreement_is_noted(tmp_path):
+    path = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8), dpi=(2400, 2400),
+                      exif=exif_with(x=300, y=300, unit=2))
+    scan = load_scan(path)
+    assert scan.dpi_xy == (2400.0, 2400.0)
+    assert scan.notes == ("JFIF says 2400 dpi, EXIF 300 dpi: used JFIF's",)
+
+
+def test_colour_jpeg_uses_the_channel_with_most_contrast(tmp_path):
+    rgb = colour_image(3, contrast=(250, 120, 60))
+    path = write_jpeg(tmp_path / "rgb.jpg", rgb)
+    with pytest.warns(UserWarning, match="RGB scan: used the red channel"):
+        scan = load_scan(path)
+    np.testing.assert_array_equal(scan.image, pillow_pixels(path)[:, :, 0])
+    assert scan.image.flags.c_contiguous  # the other channels given up
+    assert scan.notes[0].startswith("RGB scan: used the red channel")
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
+def test_jpeg_is_copied_out_of_pillow_in_blocks_exactly(tmp_path, monkeypatch, colour):
+    image = colour_image(3, contrast=(90, 250, 30)) if colour else make_image(np.uint8)
+    path = write_jpeg(tmp_path / "a.jpg", image)
+    monkeypatch.setattr(gio, "_BLOCK_BYTES", 1000)  # a few rows a block, a ragged last one
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scan = load_scan(path)
+    expected = pillow_pixels(path)
+    np.testing.assert_array_equal(scan.image, expected[:, :, 1] if colour else expected)
+
+
+def test_large_jpeg_is_not_stopped_by_pillows_pixel_limit(tmp_path, monkeypatch):
+    # A 20 000 x 28 000 px scan is 3 times Pillow's decompression-bomb limit; the same
+    # check is made here on a small file by lowering the limit far below its size.
+    path = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        scan = load_scan(path)
+    assert scan.shape == SHAPE
+    assert Image.MAX_IMAGE_PIXELS == 1000  # the caller's setting is back
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.3, 0.6, 0.95, -1, -2],
+                         ids=["header", "30%", "60%", "95%", "no-eoi-byte", "no-eoi"])
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_truncated_jpeg_raises_even_if_pillow_is_told_to_load_truncated_images(
+    tmp_path, monkeypatch, progressive, keep
+):
+    data = write_jpeg(tmp_path / "a.jpg", make_image(np.uint8), progressive=progressive).read_bytes()
+    cut = len(data) + keep if keep < 0 else int(len(data) * keep)
+    (tmp_path / "cut.jpg").write_bytes(data[:cut])
+    # Pillow would fill the missing part with grey; the reader turns this off for itself
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ScanReadError, match=r"cut\.jpg: truncated.*JPEG.*copy or export"):
+        load_scan(tmp_path / "cut.jpg")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is back
+
+
+def test_file_with_jpeg_magic_and_garbage_after_it_raises(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    with pytest.raises(ScanReadError, match="corrupt JPEG"):
+        load_scan(tmp_path / "bad.jpg", dpi=2400)
+
+
+def test_cmyk_jpeg_is_refused(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(colour_image(3)).convert("CMYK").save(path, dpi=(2400, 2400))
+    with pytest.raises(ScanContentError, match="CMYK JPEG.*greyscale"):
+        load_scan(path)
+
+
+def test_the_content_decides_the_format_not_the_name(tmp_path):
+    # as for .tif and .png: read by content; a name that says otherwise is noted
+    image = make_image(np.uint8)
+    png = tmp_path / "really_png.jpg"
+    Image.fromarray(image).save(png, format="PNG", dpi=(2400, 2400))
+    scan = load_scan(png)
+    np.testing.assert_array_equal(scan.image, image)  # lossless: PNG pixels, not JPEG ones
+    assert scan.notes == ("named .jpg but holds a PNG image: read as PNG",)
+    jpeg = tmp_path / "really_jpeg.tif"
+    write_jpeg(tmp_path / "x.jpg", image).rename(jpeg)
+    assert load_scan(jpeg).notes == ("named .tif but holds a JPEG image: read as JPEG",)
+    (tmp_path / "garbage.jpeg").write_bytes(b"not an image at all\n" * 10)
+    with pytest.raises(ScanReadError, match=r"garbage\.jpeg: not a TIFF, PNG or JPEG image"):
+        load_scan(tmp_path / "garbage.jpeg")
+
+
 # ----------------------------------------------------------------- dpi handling
 
 
@@ -178,8 +343,9 @@ def test_dpi_argument_overrides_the_file_and_says_so(tmp_path):
     [
         lambda p: tifffile.imwrite(p / "a.tif", make_image()),  # tifffile: unit NONE, 1 x 1
         lambda p: Image.fromarray(make_image()).save(p / "a.png"),  # no pHYs chunk
+        lambda p: write_jpeg(p / "a.jpg", make_image(np.uint8), dpi=None),  # JFIF unit 0
     ],
-    ids=["tiff", "png"],
+    ids=["tiff", "png", "jpeg"],
 )
 def test_missing_dpi_asks_for_it(tmp_path, make_file):
     make_file(tmp_path)
@@ -232,14 +398,14 @@ def test_empty_file(tmp_path):
 
 def test_text_file_is_not_an_image(tmp_path):
     (tmp_path / "notes.tif").write_text("this is not a scan\n")
-    with pytest.raises(ScanReadError, match="not a TIFF or PNG"):
+    with pytest.raises(ScanReadError, match="not a TIFF, PNG or JPEG"):
         load_scan(tmp_path / "notes.tif")
 
 
-def test_jpeg_is_named_and_refused(tmp_path):
-    path = tmp_path / "scan.jpg"
+def test_other_image_formats_are_named_and_refused(tmp_path):
+    path = tmp_path / "scan.gif"
     Image.fromarray(make_image(np.uint8)).save(path)
-    with pytest.raises(ScanReadError, match="JPEG"):
+    with pytest.raises(ScanReadError, match="a GIF file.*reads TIFF, PNG and JPEG"):
         load_scan(path, dpi=2400)
 
 
@@ -687,6 +853,7 @@ def seed_files(tmp_path_factory):
         "lzw.tif": lambda p: write_tiff(p, image, compression="lzw", rowsperstrip=8),
         "rgb.tif": lambda p: write_tiff(p, colour_image(3)),
         "a.png": lambda p: write_png(p, image),
+        "a.jpg": lambda p: write_jpeg(p, image.astype(np.uint8), progressive=True),
     }
     return {name: write(folder / name).read_bytes() for name, write in writers.items()}
 
@@ -725,7 +892,7 @@ def time_limit(seconds):
 _FUZZ_COUNTER = iter(range(10**9))
 
 
-@pytest.mark.parametrize("seed_name", ["plain.tif", "lzw.tif", "rgb.tif", "a.png"])
+@pytest.mark.parametrize("seed_name", ["plain.tif", "lzw.tif", "rgb.tif", "a.png", "a.jpg"])
 @settings(
     max_examples=150,
     deadline=timedelta(seconds=2),  # each example takes a few ms; 2 s means trouble

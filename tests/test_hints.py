@@ -1,0 +1,131 @@
+"""Geometry hints (``centre_px``, ``radii_mm``, ``pitch_mm``) through ``decode()``.
+
+Bad hints are refused before the scan is read; good ones reach ``find_geometry`` and
+the report. The end-to-end tests render a small disc (70 mm, groove from r = 30 mm,
+2400 dpi, 3 s of music-like noise: ~3 s to render, ~3 s a decode) and decode it with
+hints near the truth.
+"""
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+import groovescan.io
+import groovescan.pipeline
+from groovescan import ParameterError, decode, synth
+from roundtrip import SR, music_like
+
+DPI = 2400
+
+
+@pytest.fixture(scope="module")
+def disc():
+    audio = music_like(3.0, seed=5)
+    rendered = synth.render_scan(audio, sr=SR, seed=4, dpi=DPI, disc_diameter_mm=70.0,
+                                 r_start_mm=30.0)
+    return rendered.image, rendered.truth
+
+
+def _decode(image, **hints):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return decode(image, dpi=DPI, sr=SR, **hints)
+
+
+def _off_centre(truth, *, row_mm, col_mm):
+    """The true centre moved by (row_mm, col_mm), in pixels."""
+    return (truth.centre_px[0] + row_mm / truth.px_mm[0], truth.centre_px[1] + col_mm / truth.px_mm[1])
+
+
+def _centre_error_mm(geometry, truth):
+    return float(np.hypot((geometry.centre_px[0] - truth.centre_px[0]) * truth.px_mm[0],
+                          (geometry.centre_px[1] - truth.centre_px[1]) * truth.px_mm[1]))
+
+
+@pytest.mark.parametrize("hints, words", [
+    (dict(centre_px=(100,)), "centre"),
+    (dict(centre_px=(100, float("nan"))), "centre"),
+    (dict(centre_px="middle"), "centre"),
+    (dict(radii_mm=(85, 40)), "inner first"),
+    (dict(radii_mm=(40, 85, 90)), "radii"),
+    (dict(radii_mm=(-5, 40)), "radii"),
+    (dict(pitch_mm=5.0), "pitch"),
+    (dict(pitch_mm="0.2"), "pitch"),
+    (dict(pitch_mm=0.0), "pitch"),
+])
+def test_bad_hints_are_refused_before_the_scan_is_read(monkeypatch, hints, words):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the scan was read before the hints were checked")
+
+    monkeypatch.setattr(groovescan.io, "load_scan", must_not_run)
+    monkeypatch.setattr(groovescan.pipeline, "find_geometry", must_not_run)
+    with pytest.raises(ParameterError, match=words):
+        decode("scan.tif", **hints)          # the file need not exist: never opened
+    with pytest.raises(ParameterError, match=words):
+        decode(np.zeros((64, 64), np.uint8), dpi=DPI, **hints)
+
+
+def test_a_centre_far_outside_the_image_is_refused_before_the_geometry_search(monkeypatch):
+    # the image's size is needed for this check, so it is made once the scan is known,
+    # by find_geometry before any of its work
+    monkeypatch.setattr(groovescan.pipeline, "track_groove", None)   # never reached
+    image = np.random.default_rng(0).integers(0, 255, (300, 400), dtype=np.uint8)
+    with pytest.raises(ParameterError, match="outside the 300 x 400 px image"):
+        decode(image, dpi=DPI, centre_px=(1e6, 1e6))
+
+
+def test_hints_reach_find_geometry_as_checked_floats(monkeypatch):
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(scan, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(groovescan.pipeline, "find_geometry", spy)
+    image = np.random.default_rng(0).integers(0, 255, (300, 400), dtype=np.uint8)
+    with pytest.raises(Stop):
+        decode(image, dpi=DPI, centre_px=[150, 200], radii_mm=(1, 2), pitch_mm=np.float32(0.25))
+    assert seen == dict(centre_px=(150.0, 200.0), radii_mm=(1.0, 2.0), pitch_mm=0.25)
+    seen.clear()
+    with pytest.raises(Stop):
+        decode(image, dpi=DPI)
+    assert seen == dict(centre_px=None, radii_mm=None, pitch_mm=None)
+
+
+def test_centre_and_pitch_hints_give_the_true_geometry(disc):
+    image, truth = disc
+    centre = _off_centre(truth, row_mm=0.18, col_mm=0.24)      # 0.3 mm from the truth
+    result = _decode(image, centre_px=centre, pitch_mm=truth.pitch_mm)
+    g = result.geometry
+    # unhinted decodes of such discs find the centre to ~1 um and the pitch to ~0.1 %
+    assert _centre_error_mm(g, truth) < 0.01
+    assert g.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.01)
+    assert g.direction == truth.direction
+    assert result.report.hints == dict(centre_px=centre, pitch_mm=truth.pitch_mm)
+    assert result.track.followed_fraction > 0.97
+
+
+def test_all_three_hints_give_the_true_geometry_and_are_reported(disc):
+    image, truth = disc
+    centre = _off_centre(truth, row_mm=0.18, col_mm=0.24)      # 0.3 mm from the truth
+    radii = (truth.r_end_mm - 0.5, truth.r_start_mm + 0.5)     # the grooves, 0.5 mm to spare
+    result = _decode(image, centre_px=centre, radii_mm=radii, pitch_mm=truth.pitch_mm)
+
+    report = result.report
+    assert report.hints == dict(centre_px=centre, radii_mm=radii, pitch_mm=truth.pitch_mm)
+    line = next(line for line in report.summary().splitlines() if line.startswith("hints"))
+    assert line == (f"hints           centre given (row {centre[0]:g}, col {centre[1]:g}), "
+                    f"radii {radii[0]:g}-{radii[1]:g} mm, pitch 0.22 mm")
+    # no hints, no line
+    unhinted = dataclasses.replace(report, hints={})
+    assert not any(line.startswith("hints") for line in unhinted.summary().splitlines())
+
+    g = result.geometry
+    assert (g.r_inner_mm, g.r_outer_mm) == pytest.approx(radii)  # taken as given
+    assert result.track.followed_fraction > 0.97
+    assert _centre_error_mm(g, truth) < 0.01
+    assert g.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.01)
