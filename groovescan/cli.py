@@ -13,7 +13,7 @@ import warnings
 
 from . import __version__
 from .eq import CURVES
-from .errors import GroovescanError, OutputError, ParameterError
+from .errors import GroovescanError, NoGrooveError, OutputError, ParameterError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 _SUBTYPES = {"float": "FLOAT", "16": "PCM_16", "24": "PCM_24"}
@@ -144,14 +144,21 @@ def _print_warnings(caught):
 def _cmd_inspect(args):
     from .io import load_scan
     from .pipeline import decode
-    from .plot import FIGURE_FORMATS, inspect_figure, require_matplotlib, save_figure
+    from .plot import FIGURE_FORMATS, geometry_figure, inspect_figure, require_matplotlib, save_figure
 
     require_matplotlib()                    # before minutes of decoding, not after
     _check_output(args.output, args.force, FIGURE_FORMATS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scan = load_scan(args.scan, dpi=args.dpi)
-        result = decode(scan, rpm=args.rpm, progress=not args.quiet, **_geometry_hints(args))
+        try:
+            result = decode(scan, rpm=args.rpm, progress=not args.quiet, **_geometry_hints(args))
+        except NoGrooveError as error:
+            # the picture of what the geometry saw is what the user needs to give hints
+            save_figure(geometry_figure(scan, error), args.output, overwrite=args.force)
+            if not args.quiet:
+                print(f"wrote           {args.output} (what the geometry saw; decoding failed)")
+            raise
         figure = inspect_figure(scan, result)
         save_figure(figure, args.output, overwrite=args.force)
     if not args.quiet:

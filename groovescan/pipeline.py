@@ -20,7 +20,7 @@ from scipy import ndimage
 from . import restore
 from .crack import Crack
 from .eq import get_curve
-from .errors import ParameterError
+from .errors import NoGrooveError, ParameterError
 from .geometry import DiscGeometry, check_hints, find_geometry
 from .timebase import check_rpm, default_band, groove_audio, samples_per_turn
 from .track import GrooveTrack, track_groove
@@ -334,7 +334,11 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
     geometry = find_geometry(scan, centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm)
     timings["geometry"] = time.perf_counter() - t
     t = time.perf_counter()
-    track = track_groove(scan, geometry, progress=stage("tracking"))
+    try:
+        track = track_groove(scan, geometry, progress=stage("tracking"))
+    except NoGrooveError as error:
+        error.evidence = geometry           # for a figure of what the geometry saw
+        raise
     timings["track"] = time.perf_counter() - t
     n_per = samples_per_turn(sr=sr, rpm=rpm)
     fs = Fraction(n_per) * Fraction(rpm).limit_denominator(1000) / 60

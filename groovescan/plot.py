@@ -236,10 +236,13 @@ def _overlay_track(ax, result, *, factor, window, turn_step):
 def _coarse_of(source):
     """The coarse-stage evidence of a DecodeResult, a DiscGeometry, a NoGrooveError or
     a CoarseGeometry itself."""
-    for candidate in (source, getattr(source, "evidence", None), getattr(source, "coarse", None),
-                      getattr(getattr(source, "geometry", None), "coarse", None)):
-        if candidate is not None and hasattr(candidate, "blocks") and hasattr(candidate, "inliers"):
+    queue = [source]
+    while queue:
+        candidate = queue.pop(0)
+        if hasattr(candidate, "blocks") and hasattr(candidate, "inliers"):
             return candidate
+        queue += [getattr(candidate, name) for name in ("evidence", "geometry", "coarse")
+                  if getattr(candidate, name, None) is not None]
     raise ParameterError("expected what the geometry saw: a DecodeResult, a DiscGeometry, the "
                          "NoGrooveError that find_geometry raised, or a groovescan.coarse.CoarseGeometry")
 

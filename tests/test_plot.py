@@ -66,6 +66,7 @@ PLOTS = {
     "spectrum": lambda path, image, result, ax: plot.plot_spectrum(result, ax=ax),
     "spectrogram": lambda path, image, result, ax: plot.plot_spectrogram(result.audio, sr=result.sr, ax=ax),
     "curves": lambda path, image, result, ax: plot.plot_curves(ax=ax),
+    "geometry": lambda path, image, result, ax: plot.plot_geometry(image, result, ax=ax),
 }
 
 
@@ -293,6 +294,46 @@ def test_inspect_command_writes_a_png(decoded, tmp_path, capsys):
     assert main(["inspect", str(path), "-o", str(out), "-q"]) == 2          # exists, no --force
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--force" in err[0]
+
+
+@needs_mpl
+def test_inspect_writes_what_the_geometry_saw_when_decoding_fails(decoded, tmp_path, capsys):
+    """A wrong pitch hint (0.5 mm on a 0.22 mm disc) makes the geometry fail after it
+    found the centre: the page must still be written, the exit status be 2 and the
+    error one line."""
+    path, _, result = decoded
+    out = tmp_path / "failed.png"
+    assert main(["inspect", str(path), "-o", str(out), "--pitch", "0.5"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("groovescan: error:") and "pitch" in err[0]
+    assert "what the geometry saw" in captured.out
+    from PIL import Image
+
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.size[0] >= 1200
+
+
+@needs_mpl
+def test_geometry_figure_shows_the_blocks_centre_and_ring(decoded):
+    from groovescan import NoGrooveError, find_geometry, load_scan
+
+    path, image, result = decoded
+    with pytest.raises(NoGrooveError) as failed:
+        find_geometry(load_scan(path), pitch_mm=0.5)
+    coarse = failed.value.evidence
+    # the coarse stage had found the centre before the pitch failed, to the fraction of
+    # a millimetre the fine stage needs (a few 2 mm blocks on this 5-turn side)
+    offset_mm = np.hypot(*np.subtract(coarse.centre_px, result.geometry.centre_px)) * 25.4 / DPI
+    assert offset_mm < 0.3
+    fig = plot.geometry_figure(image, failed.value)
+    assert isinstance(fig, Figure)
+    scan_ax = fig.axes[0]
+    labels = [text.get_text() for text in scan_ax.get_legend().get_texts()]
+    assert any(label.startswith("grooves facing the centre") for label in labels)
+    assert "spiral centre" in labels and "grooved ring" in labels
+    with pytest.raises(ParameterError, match="what the geometry saw"):
+        plot.plot_geometry(image, object())
 
 
 def test_inspect_without_matplotlib_says_how_to_get_it(decoded, tmp_path, capsys, monkeypatch):
