@@ -16,10 +16,16 @@ follows the physics of DESIGN.md and the coordinate conventions of docs/conventi
    beforehand (a pixel averages the wiggle over its footprint). Film transmission
    (X-ray picture), scissor-cut outline, hand-made hole, damage, illumination, shot and
    read noise and quantisation follow.
+4. *The flatbed's habits* (all off by default; preset "flatbed_a4"): the whole bed in the
+   image, fixed-pattern streaks of the line sensor, lamp drift, the seams and
+   misregistration of its chips, exposure and clipping, the driver's unsharp mask, JPEG
+   files, dust on the glass, Newton's rings and focus varying across curled film. Patterns
+   tied to the sensor live in the final image's frame, mirrored or not.
 
-Rendering runs in blocks of rows, so the full 2400 dpi 7-inch side (17 000 px square)
-renders straight into a memory-mapped TIFF in bounded memory
-(:func:`render_scan_to_file`). :func:`render_scan` returns the image in memory.
+Rendering runs in blocks of rows, so the full 2400 dpi 7-inch side (17 000 px square), or
+a whole A4 bed, renders straight into a TIFF in bounded memory
+(:func:`render_scan_to_file`); the bed around the disc costs little more than its noise.
+:func:`render_scan` returns the image in memory.
 
 Every option lives in :class:`RenderSettings` (defaults: a clean 7-inch bone record scanned
 in transmission); :data:`PRESETS` hold overrides for other records. Options are passed as
@@ -38,13 +44,17 @@ cut (``phi = 0``); audio sample ``i`` sits at groove time ``audio_offset_s + i /
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import difflib
+import itertools
 import math
 import os
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
@@ -285,6 +295,82 @@ class RenderSettings:
         scanners deliver at 8 bit (value = light ** (1 / 2.2)).
     bits : {8, 16}
         Quantisation depth of the image.
+
+    The flatbed's own habits (all off by default; see :data:`PRESETS` "flatbed_a4"). The
+    sensor is a row of pixels along the columns (fast axis) that moves down the rows
+    (slow axis); patterns tied to it live in the *final* image (after ``mirrored``).
+
+    bed_mm : (float, float) or None
+        (height, width) of the imaged scanner bed (mm), e.g. A4 (297, 210) or US Letter
+        (279.4, 215.9); the image has ``bed_mm / (25.4 / dpi)`` pixels (what the driver
+        asks for), covering that many true pixel sizes. None: the disc plus ``margin_mm``.
+        Outside the disc the bed shows bare light (transmission) or the lid (reflective).
+    disc_at_mm : (float, float) or None
+        (y, x) of the spiral centre from the bed's top-left corner in the final image (mm);
+        the disc may lie partly off the bed (the image cuts it; the truth's gaps say
+        "off image"). None: a random position keeping the whole disc on the bed if it
+        fits, else centred. Needs ``bed_mm``.
+    streak_gain : (float, float)
+        RMS relative gain variation of (rows, columns): per-row gain (lamp flicker,
+        electronics) makes horizontal streaks, per-column gain (PRNU, dust on the
+        sensor's mirror) vertical ones, constant down the scan. Realistic 0.003-0.03.
+        Half of the variance is white from line to line, half in a few wider streaks
+        (smooth Gaussian profiles 2-30 px FWHM, random sign, about one per 20 mm).
+    streak_offset : (float, float)
+        RMS offset (dark signal) of (rows, columns), fraction of full scale, same model.
+        Realistic 0.001-0.01.
+    lamp_drift : float
+        Peak-to-peak relative change of lamp brightness over the scan (0.01-0.1): a
+        warm-up (exponential, settled within 30-80 mm of rows) plus a smooth random
+        wander over 10-30 mm. The warm lamp gives full brightness (profile max 1).
+    seam_gain : float
+        RMS relative gain difference between the contact-image sensor's butted chips
+        (0.005-0.03); each chip also has an offset (RMS ``seam_gain / 4`` of full scale),
+        and each boundary a 1-2 px seam line darker by 1-3 x ``seam_gain`` with extra
+        noise (RMS ``seam_gain * white_level``).
+    seam_spacing_mm : float
+        Chip width (mm) on the sensor; at 2400 dpi a chip is 1728 px = 18.288 mm. The
+        chips start at a random phase.
+    seam_shift_px : float
+        RMS misregistration of each chip along the slow axis (px, 0-0.5): a chip's
+        columns show the scene ``shift`` rows further down (as ``row_jitter_px``; film
+        damage and glass dust ignore it, like the row jitter).
+    exposure : float
+        Gain on the light before output encoding (1: none); values past full scale
+        clip. With ``white_level`` 0.9, 1.3 clips the bare light and the clearest film.
+    unsharp_amount : float
+        Unsharp-mask sharpening of the driver (0.3-1.5; 0: none):
+        ``out = v + amount * (v - GaussianBlur(v, unsharp_radius_px))`` on the
+        output-encoded values (after gamma, before quantisation), clipped to [0, 1].
+    unsharp_radius_px : float
+        Sigma of the unsharp mask's Gaussian (px, 0.5-3; at most 4).
+    jpeg_quality : int or None
+        The image goes through a JPEG file at this quality (85-95 realistic; needs
+        ``bits=8``): :func:`render_scan` returns what the file holds. None: no JPEG,
+        except that :func:`render_scan_to_file` writes ``.jpg`` files at quality 90.
+    glass_dust_per_cm2 : float
+        Dust on the scanner glass per cm^2 of the imaged bed (0.1-5 realistic), in focus:
+        specks (5-50 um radius, log-normal) and, one in ten, curly lint fibres
+        (0.3-3 mm, 8-20 um thick). They block light; on a reflective scan they also
+        scatter some (they look grey on the dark lid).
+    newton_rings : float
+        Contrast of Newton's rings where the film touches the glass (0.02-0.15;
+        transmission only): 1-3 ring systems modulating the transmitted light by
+        ``1 + a cos(2 pi n) exp(-(n / n0)^2) exp(-2 pi^2 f^2 sigma^2)``, with fringe
+        order ``n = rho^2 / (lambda R)`` (bright rings at ``rho = sqrt(n lambda R)``),
+        lambda = 0.55 um, air-gap curvature R 1-10 m, white-light fading n0 8-15, local
+        fringe frequency ``f = 2 rho / (lambda R)`` (cycles/mm) and sigma the optics and
+        pixel blur (mm): fringes finer than the scanner resolves fade as in a real scan
+        (no sampling of unresolved fringes at full contrast).
+    focus_variation_um : float
+        Extra Gaussian blur (sigma, um, 0-20) where curled film lifts off the glass,
+        added in quadrature to ``psf_sigma_um``: a smooth random dome or saddle over the
+        disc, 0 where it touches (about a third of it), the full value where it lifts
+        most. The groove's cross-section is interpolated between tables at 8 blur levels
+        (linear in variance); the wiggle is blended between its sharpest and most blurred
+        versions by the same weight (exact at both ends, a mixture of two Gaussian
+        blurs between); film damage takes the blur at its centre; the outline, hole
+        and label edges keep the sharp blur.
     """
 
     # cutting
@@ -351,6 +437,22 @@ class RenderSettings:
     read_noise: float = 3e-4
     output_gamma: float = 1.0
     bits: int = 16
+    # the flatbed's habits (all off by default)
+    bed_mm: tuple[float, float] | None = None
+    disc_at_mm: tuple[float, float] | None = None
+    streak_gain: tuple[float, float] = (0.0, 0.0)
+    streak_offset: tuple[float, float] = (0.0, 0.0)
+    lamp_drift: float = 0.0
+    seam_gain: float = 0.0
+    seam_spacing_mm: float = 18.288
+    seam_shift_px: float = 0.0
+    exposure: float = 1.0
+    unsharp_amount: float = 0.0
+    unsharp_radius_px: float = 1.0
+    jpeg_quality: int | None = None
+    glass_dust_per_cm2: float = 0.0
+    newton_rings: float = 0.0
+    focus_variation_um: float = 0.0
 
     @property
     def polarity(self) -> str:
@@ -414,6 +516,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         lead_out_pitch_mm=4.0, locked_groove=True, label_radius_mm=45.0, hole_radius_mm=19.05,
         hole_offset_mm=0.05, outline_offset_mm=0.0, outline_irregularity_mm=0.0,
         wall_asymmetry=0.3, wall_contrast_variation=0.05,
+    ),
+    # a bone record on a consumer flatbed's whole A4 bed, as users scan them: 8-bit gamma
+    # output with the driver's sharpening, streaks, chip seams, a drifting lamp, a little
+    # over-exposure, dust on the glass, Newton's rings and curled film out of focus
+    "flatbed_a4": dict(
+        bed_mm=(297.0, 210.0), streak_gain=(0.003, 0.01), streak_offset=(0.001, 0.003),
+        lamp_drift=0.03, seam_gain=0.01, seam_shift_px=0.2, exposure=1.08,
+        unsharp_amount=0.6, unsharp_radius_px=1.0, glass_dust_per_cm2=0.5,
+        newton_rings=0.05, focus_variation_um=8.0, output_gamma=2.2, bits=8,
     ),
 }
 
@@ -503,6 +614,70 @@ def _check_settings(s: RenderSettings) -> None:
     _require(0 < s.crack_scale <= 5, f"crack_scale={s.crack_scale} is outside (0, 5]")
     _require(s.dust_per_cm2 >= 0 and min(s.hairs, s.scratches, s.smudges, s.opaque_patches) >= 0,
              "damage counts must be >= 0")
+    _check_flatbed(s)
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    """Two finite numbers, or a ParameterError naming the option."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}={value!r}: give two numbers, (rows, columns) or "
+                             "(height, width)") from None
+    _require(math.isfinite(a) and math.isfinite(b), f"{name}={value!r} must be finite")
+    return a, b
+
+
+def _check_flatbed(s: RenderSettings) -> None:
+    """The scanner's habits: ranges, and the options they need."""
+    if s.bed_mm is not None:
+        height, width = _pair(s.bed_mm, "bed_mm")
+        _require(20 <= height <= 1000 and 20 <= width <= 1000,
+                 f"bed_mm={s.bed_mm}: give the bed's (height, width) in mm, each 20..1000 "
+                 "(A4 is (297, 210))")
+    if s.disc_at_mm is not None:
+        _require(s.bed_mm is not None, "disc_at_mm places the disc on the bed: set bed_mm too")
+        y, x = _pair(s.disc_at_mm, "disc_at_mm")
+        height, width = _pair(s.bed_mm, "bed_mm")
+        reach = s.disc_diameter_mm / 2 + s.outline_offset_mm
+        _require(-reach < y < height + reach and -reach < x < width + reach,
+                 f"disc_at_mm={s.disc_at_mm} puts the whole disc off the {height} x {width} mm "
+                 "bed; give the spiral centre's (y, x) from the bed's top-left corner")
+    gains, offsets = _pair(s.streak_gain, "streak_gain"), _pair(s.streak_offset, "streak_offset")
+    _require(all(0 <= g <= 0.2 for g in gains),
+             f"streak_gain={s.streak_gain}: RMS relative gains of (rows, columns) in 0..0.2 "
+             "(real scanners 0.003-0.03)")
+    _require(all(0 <= o <= 0.1 for o in offsets),
+             f"streak_offset={s.streak_offset}: RMS offsets of (rows, columns) in 0..0.1 of "
+             "full scale (real scanners 0.001-0.01)")
+    _require(0 <= s.lamp_drift <= 0.5, f"lamp_drift={s.lamp_drift} is outside 0..0.5 "
+             "(a peak relative change; real lamps 0.01-0.1)")
+    _require(0 <= s.seam_gain <= 0.2, f"seam_gain={s.seam_gain} is outside 0..0.2 "
+             "(real sensors 0.005-0.03)")
+    _require(8 * s.nominal_px_mm <= s.seam_spacing_mm <= 1000,
+             f"seam_spacing_mm={s.seam_spacing_mm}: chips must be at least 8 px and at most "
+             "1000 mm wide (a 2400 dpi chip is 18.288 mm)")
+    _require(0 <= s.seam_shift_px <= 3, f"seam_shift_px={s.seam_shift_px} is outside 0..3 px "
+             "(real chips 0-0.5)")
+    _require(0 < s.exposure <= 4, f"exposure={s.exposure} is outside (0, 4]")
+    _require(0 <= s.unsharp_amount <= 5, f"unsharp_amount={s.unsharp_amount} is outside 0..5 "
+             "(drivers use 0.3-1.5)")
+    _require(0.3 <= s.unsharp_radius_px <= 4, f"unsharp_radius_px={s.unsharp_radius_px} is "
+             "outside 0.3..4 px (drivers use 0.5-3)")
+    if s.jpeg_quality is not None:
+        _require(isinstance(s.jpeg_quality, (int, np.integer)) and 1 <= s.jpeg_quality <= 100,
+                 f"jpeg_quality={s.jpeg_quality!r}: use an int 1..100 (85-95 realistic)")
+        _require(s.bits == 8, f"jpeg_quality needs bits=8 (JPEG holds 8-bit images); "
+                 f"got bits={s.bits}")
+    _require(0 <= s.glass_dust_per_cm2 <= 100,
+             f"glass_dust_per_cm2={s.glass_dust_per_cm2} is outside 0..100")
+    _require(0 <= s.newton_rings <= 0.5, f"newton_rings={s.newton_rings} is outside 0..0.5 "
+             "(a fringe contrast; real rings 0.02-0.15)")
+    _require(s.newton_rings == 0 or s.mode == "transmission",
+             "newton_rings needs mode='transmission': the rings form in the air gap between "
+             "film and glass that the lid's light passes; set newton_rings=0 for reflective")
+    _require(0 <= s.focus_variation_um <= 50,
+             f"focus_variation_um={s.focus_variation_um} is outside 0..50 um")
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -757,15 +932,36 @@ class _CrossSection:
     both: np.ndarray
     inner: np.ndarray
     outer: np.ndarray
+    levels: int = 1                  # blur levels (focus variation), level-major tables
+    level_stride: int = 0            # table entries per level
 
-    def lookup(self, table: np.ndarray, u: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    def lookup(self, table: np.ndarray, u: np.ndarray, orientation: np.ndarray,
+               level: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Shading at offsets ``u`` (mm); ``level`` from :meth:`level_of` blends two blur
+        levels (None: the only, sharpest, one)."""
         pos = (u - self.u0_mm) * (1.0 / self.step_mm)
         np.clip(pos, 0.0, self.n_u - 1.001, out=pos)
         i = pos.astype(np.intp)
         frac = (pos - i).astype(np.float32)
         i += orientation * self.n_u
+        if level is None:
+            low = table[i]
+            return low + (table[i + 1] - low) * frac
+        offset, weight = level
+        i += offset
         low = table[i]
-        return low + (table[i + 1] - low) * frac
+        sharper = low + (table[i + 1] - low) * frac
+        i += self.level_stride
+        low = table[i]
+        blurrier = low + (table[i + 1] - low) * frac
+        return sharper + (blurrier - sharper) * weight
+
+    def level_of(self, variance_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Table offset and blend weight for extra blur variance as a fraction (0..1) of
+        the largest: the levels are evenly spaced in variance."""
+        pos = variance_weight * np.float32(self.levels - 1)
+        k = np.minimum(pos.astype(np.intp), self.levels - 2)
+        return k * self.level_stride, (pos - k).astype(np.float32)
 
 
 def _orientation_index(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -812,29 +1008,44 @@ def _unblurred_profile(u: np.ndarray, s: RenderSettings) -> np.ndarray:
     return inside * wall
 
 
+def _blur_levels_mm(s: RenderSettings) -> list[float]:
+    """Optics blur sigmas (mm) of the cross-section tables: the PSF alone, or with focus
+    variation ``_FOCUS_LEVELS`` levels evenly spaced in variance up to the largest."""
+    sigma_psf = s.psf_sigma_um * 1e-3
+    if s.focus_variation_um == 0:
+        return [sigma_psf]
+    extra2 = (s.focus_variation_um * 1e-3) ** 2
+    return [math.sqrt(sigma_psf ** 2 + extra2 * k / (_FOCUS_LEVELS - 1))
+            for k in range(_FOCUS_LEVELS)]
+
+
 def _build_cross_section(s: RenderSettings, px_row: float, px_col: float) -> _CrossSection:
     step = _TABLE_STEP_MM
-    sigma_psf = s.psf_sigma_um * 1e-3
-    half = 0.5 * s.groove_width_mm + 5 * sigma_psf + max(px_row, px_col) + 10 * step
+    sigmas = _blur_levels_mm(s)
+    half = 0.5 * s.groove_width_mm + 5 * sigmas[-1] + max(px_row, px_col) + 10 * step
     n_u = 2 * int(math.ceil(half / step)) + 1
     u = (np.arange(n_u) - n_u // 2) * step
     sharp = _unblurred_profile(u, s)
     inner_sharp = sharp * np.where(u < 0, 1.0, np.where(u == 0, 0.5, 0.0))
     outer_sharp = sharp - inner_sharp
-    psf = _gauss_kernel(sigma_psf, step)
+    # one level: np.convolve as ever; eight levels of wide kernels: FFT, ten times faster
+    convolve = np.convolve if len(sigmas) == 1 else signal.fftconvolve
     tables = {"inner": [], "outer": []}
-    for k in range(_ORIENTATIONS):
-        q = k / (_ORIENTATIONS - 1)
-        angle = math.atan2(q, 1 - q)
-        kernel = np.convolve(np.convolve(psf, _box_kernel(px_col * math.cos(angle), step)),
-                             _box_kernel(px_row * math.sin(angle), step))
-        for name, prof in (("inner", inner_sharp), ("outer", outer_sharp)):
-            blurred = np.convolve(prof, kernel, mode="same")
-            blurred[[0, -1]] = 0.0          # clamped lookups past the ends read "no groove"
-            tables[name].append(blurred)
+    for sigma in sigmas:
+        psf = _gauss_kernel(sigma, step)
+        for k in range(_ORIENTATIONS):
+            q = k / (_ORIENTATIONS - 1)
+            angle = math.atan2(q, 1 - q)
+            kernel = np.convolve(np.convolve(psf, _box_kernel(px_col * math.cos(angle), step)),
+                                 _box_kernel(px_row * math.sin(angle), step))
+            for name, prof in (("inner", inner_sharp), ("outer", outer_sharp)):
+                blurred = convolve(prof, kernel, mode="same")
+                blurred[[0, -1]] = 0.0          # clamped lookups past the ends read "no groove"
+                tables[name].append(blurred)
     inner = np.concatenate(tables["inner"] + [np.zeros(1)]).astype(np.float32)
     outer = np.concatenate(tables["outer"] + [np.zeros(1)]).astype(np.float32)
-    return _CrossSection(float(u[0]), step, n_u, inner + outer, inner, outer)
+    return _CrossSection(float(u[0]), step, n_u, inner + outer, inner, outer,
+                         len(sigmas), _ORIENTATIONS * n_u)
 
 
 # =====================================================================================
@@ -1228,14 +1439,18 @@ def _rasterise_stroke(st: _Stroke, r0: int, r1: int, width: int, blur_px: float)
     return cover[halo:halo + (r1 - r0)], c0
 
 
-def _damage_opacity(strokes, r0: int, r1: int, width: int, blur_px: float):
-    """Fraction of light blocked by damage over rows ``r0:r1``, or None if none there."""
+def _damage_opacity(strokes, r0: int, r1: int, width: int, blur_px: float, blurs=None):
+    """Fraction of light blocked by damage over rows ``r0:r1``, or None if none there.
+
+    ``blurs``: optional blur (px) of each stroke, instead of ``blur_px`` for all.
+    """
     opacity = None
-    for st in strokes:
-        reach = 3 * blur_px + st.width_px + 3
+    for n, st in enumerate(strokes):
+        blur = blur_px if blurs is None else blurs[n]
+        reach = 3 * blur + st.width_px + 3
         if st.row_range[1] < r0 - reach or st.row_range[0] > r1 + reach:
             continue
-        hit = _rasterise_stroke(st, r0, r1, width, blur_px)
+        hit = _rasterise_stroke(st, r0, r1, width, blur)
         if hit is None:
             continue
         cover, c0 = hit
@@ -1244,6 +1459,340 @@ def _damage_opacity(strokes, r0: int, r1: int, width: int, blur_px: float):
         view = opacity[:, c0:c0 + cover.shape[1]]
         view += (1.0 - view) * (st.opacity * cover)
     return opacity
+
+
+# =====================================================================================
+# The flatbed's habits: fixed patterns, lamp, sensor chips, glass, rings, focus
+# =====================================================================================
+
+_STREAK_PER_MM = 1.0 / 20.0    # wide fixed-pattern streaks (mirror dust): ~1 per 20 mm
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+_GLASS_SCATTER = 0.5           # reflective: glass dust lit by the lamp looks mid-grey
+_LAMBDA_MM = 0.55e-3           # Newton's rings: the middle of the lamp's white light
+_FOCUS_LEVELS = 8              # cross-section tables between sharp and most defocused
+_FOCUS_TOUCH_FRACTION = 0.3    # curled film touches the glass over about a third
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def _bumps(n: int, centres, sigmas, amplitudes) -> np.ndarray:
+    """Sum of Gaussian bumps on ``0..n-1``, each evaluated within 4 sigma of its centre."""
+    out = np.zeros(n)
+    for c, sg, a in zip(centres, sigmas, amplitudes):
+        lo, hi = max(0, int(c - 4 * sg)), min(n, int(c + 4 * sg) + 2)
+        if hi > lo:
+            k = np.arange(lo, hi)
+            out[lo:hi] += a * np.exp(-0.5 * ((k - c) / sg) ** 2)
+    return out
+
+
+def _line_pattern(n: int, rms: float, px_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """Fixed-pattern deviation of ``n`` sensor lines (rows or columns), RMS ``rms``.
+
+    Half of the variance is white from line to line (pixel response, electronics), the
+    other half lies in a few wider streaks: Gaussian profiles 2-30 px FWHM with random
+    signs and sizes, about one per 20 mm (dust on the sensor's mirror, bursts of lamp
+    flicker). Each half is scaled to its exact share over the line, so the RMS is
+    ``rms`` up to the halves' small cross term. float32.
+    """
+    if rms == 0 or n == 0:
+        return np.zeros(n, np.float32)
+    white = rng.standard_normal(n)
+    count = max(1, int(rng.poisson(n * px_mm * _STREAK_PER_MM)))
+    centres = rng.uniform(0, n, count)
+    sigmas = rng.uniform(2.0, 30.0, count) / _FWHM_PER_SIGMA
+    streaks = _bumps(n, centres, sigmas, rng.standard_normal(count))
+    half = rms / math.sqrt(2.0)
+    out = (white * (half / max(_rms(white), 1e-30))
+           + streaks * (half / max(_rms(streaks), 1e-30)))
+    return out.astype(np.float32)
+
+
+def _lamp_profile(rows: int, px_row_mm: float, drift: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Relative lamp brightness per row: a warm-up and a slow wander, peak-to-peak
+    ``drift``, 1 at its brightest. float32.
+
+    The warm-up is ``-exp(-y / tau)`` with ``3 tau`` (95 % settled) 30-80 mm of rows; the
+    wander is white noise on a 1 mm grid smoothed over 10-30 mm, a quarter of the
+    warm-up's size (RMS).
+    """
+    if drift == 0 or rows < 2:
+        return np.ones(rows, np.float32)
+    y = np.arange(rows) * px_row_mm
+    tau = rng.uniform(30.0, 80.0) / 3.0
+    sigma = rng.uniform(10.0, 30.0)
+    pad = int(4 * sigma) + 1
+    grid = ndimage.gaussian_filter1d(rng.standard_normal(int(y[-1]) + 2 + 2 * pad), sigma)
+    grid = grid[pad:-pad] / max(float(grid[pad:-pad].std()), 1e-12)
+    q = -np.exp(-y / tau) + 0.25 * np.interp(y, np.arange(grid.size), grid)
+    q -= q.max()
+    span = -float(q.min())
+    return (1.0 + q * (drift / span if span > 0 else 0.0)).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class _Seams:
+    """Butted sensor chips along the columns, in the final image's frame."""
+
+    starts: np.ndarray          # first column of chips 1, 2, ... (chip 0 starts at 0), int
+    gain: np.ndarray            # relative gain per chip, left to right
+    offset: np.ndarray          # offset per chip (fraction of full scale)
+    shift_px: np.ndarray        # slow-axis misregistration per chip (px)
+    line_cols: np.ndarray       # columns of the seam lines, int
+    line_gain: np.ndarray       # their gain (below 1: darker)
+    line_noise: float           # extra noise RMS on seam lines (fraction of full scale)
+
+    def chip_of_column(self, cols: int) -> np.ndarray:
+        return np.searchsorted(self.starts, np.arange(cols), side="right")
+
+
+def _make_seams(s: RenderSettings, cols: int, rng: np.random.Generator) -> _Seams:
+    """Chips ``seam_spacing_mm`` wide on the sensor (as many columns as the nominal dpi
+    gives), starting at a random phase; every draw is made whichever effects are on, so
+    the chip layout does not depend on them."""
+    chip_px = s.seam_spacing_mm / s.nominal_px_mm
+    phase = rng.uniform(0.0, chip_px)
+    starts = np.rint(phase + chip_px * np.arange(int(cols / chip_px) + 2)).astype(np.intp)
+    starts = starts[(starts > 0) & (starts < cols)]
+    n = starts.size + 1
+    gain = 1.0 + s.seam_gain * rng.standard_normal(n)
+    offset = 0.25 * s.seam_gain * rng.standard_normal(n)
+    shift = s.seam_shift_px * rng.standard_normal(n)
+    widths = rng.integers(1, 3, starts.size)            # 1 or 2 px: [b] or [b - 1, b]
+    depth = s.seam_gain * rng.uniform(1.0, 3.0, starts.size)
+    line_cols, line_gain = [], []
+    for b, w, d in zip(starts, widths, depth):
+        for c in range(b - (w - 1), b + 1):
+            line_cols.append(c)
+            line_gain.append(1.0 - d)
+    return _Seams(starts, gain, offset, shift, np.array(line_cols, np.intp),
+                  np.array(line_gain), s.seam_gain * s.white_level)
+
+
+@dataclass(frozen=True, eq=False)
+class _FixedPattern:
+    """Streaks, lamp and chips. Column arrays are in the final image's frame (the sensor
+    does not turn over with the disc); ``render_cols`` gives them in the render frame.
+    The combined factors are None where every contributing effect is off."""
+
+    mirrored: bool
+    streak_gain_rows: np.ndarray
+    streak_gain_cols: np.ndarray
+    streak_offset_rows: np.ndarray
+    streak_offset_cols: np.ndarray
+    lamp: np.ndarray
+    seams: _Seams | None
+    row_gain: np.ndarray | None       # lamp x (1 + row streaks), float32
+    row_offset: np.ndarray | None
+    col_gain: np.ndarray | None       # (1 + column streaks) x chip gain x seam lines
+    col_offset: np.ndarray | None
+    col_shift_px: np.ndarray | None   # chip misregistration of every column (px), float64
+
+    def render_cols(self, values: np.ndarray) -> np.ndarray:
+        return values[::-1] if self.mirrored else values
+
+
+def _make_pattern(s: RenderSettings, shape: tuple[int, int], seed: int) -> _FixedPattern:
+    rows, cols = shape
+    px_row, px_col = s.true_px_mm
+    (g_rows, g_cols), (o_rows, o_cols) = _pair(s.streak_gain, ""), _pair(s.streak_offset, "")
+    streaks = [_line_pattern(n, rms, px, _rng(seed, name)) for n, rms, px, name in (
+        (rows, g_rows, px_row, "streak gain rows"), (cols, g_cols, px_col, "streak gain cols"),
+        (rows, o_rows, px_row, "streak offset rows"), (cols, o_cols, px_col, "streak offset cols"))]
+    lamp = _lamp_profile(rows, px_row, s.lamp_drift, _rng(seed, "lamp"))
+    seams = None
+    if s.seam_gain > 0 or s.seam_shift_px > 0:
+        seams = _make_seams(s, cols, _rng(seed, "seams"))
+    row_gain = lamp * (1 + streaks[0]) if (s.lamp_drift > 0 or g_rows > 0) else None
+    col_gain = col_offset = col_shift = None
+    if g_cols > 0 or (seams is not None and s.seam_gain > 0):
+        col_gain = 1 + streaks[1]
+        if seams is not None:
+            col_gain = col_gain * seams.gain[seams.chip_of_column(cols)].astype(np.float32)
+            col_gain[seams.line_cols] *= seams.line_gain.astype(np.float32)
+    if o_cols > 0 or (seams is not None and s.seam_gain > 0):
+        col_offset = streaks[3].copy()
+        if seams is not None:
+            col_offset += seams.offset[seams.chip_of_column(cols)].astype(np.float32)
+    if seams is not None and s.seam_shift_px > 0:
+        col_shift = seams.shift_px[seams.chip_of_column(cols)]
+    return _FixedPattern(s.mirrored, *streaks, lamp, seams, row_gain,
+                         streaks[2] if o_rows > 0 else None, col_gain, col_offset, col_shift)
+
+
+def _make_glass(s: RenderSettings, shape: tuple[int, int],
+                rng: np.random.Generator) -> tuple[_Stroke, ...]:
+    """Dust on the scanner glass over the whole imaged bed (render-frame px): specks
+    5-50 um in radius (log-normal about 12 um) and, one in ten, curly lint fibres
+    0.3-3 mm long and 8-20 um thick."""
+    px_row, px_col = s.true_px_mm
+    rows, cols = shape
+    px = math.sqrt(px_row * px_col)
+    height, width = rows * px_row, cols * px_col
+    strokes = []
+    for _ in range(int(rng.poisson(s.glass_dust_per_cm2 * height * width / 100.0))):
+        x, y = rng.uniform(0.0, width), rng.uniform(0.0, height)
+        if rng.uniform() < 0.1:
+            length = float(np.clip(rng.lognormal(0.0, 0.6), 0.3, 3.0))
+            path = _random_path((x, y), rng.uniform(0, TWO_PI), length, 0.02,
+                                rng.uniform(2.0, 6.0), rng)
+            strokes.append(_stroke("lint", np.stack([path[:, 1] / px_row, path[:, 0] / px_col], 1),
+                                   rng.uniform(8.0, 20.0) * 1e-3 / px, rng.uniform(0.4, 0.8)))
+        else:
+            radius_um = float(np.clip(rng.lognormal(math.log(12.0), 0.6), 5.0, 50.0))
+            strokes.append(_stroke("glass dust", [[y / px_row, x / px_col]],
+                                   2e-3 * radius_um / px, rng.uniform(0.8, 1.0)))
+    return tuple(strokes)
+
+
+@dataclass(frozen=True, eq=False)
+class _StrokeIndex:
+    """Strokes with the rows they can touch, to pick those near a block quickly."""
+
+    strokes: tuple[_Stroke, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def near(self, r0: int, r1: int) -> list[_Stroke]:
+        hit = np.flatnonzero((self.hi >= r0) & (self.lo <= r1))
+        return [self.strokes[i] for i in hit]
+
+
+def _index_strokes(strokes: tuple[_Stroke, ...], blur_px: float) -> _StrokeIndex:
+    reach = np.array([3 * blur_px + st.width_px + 3 for st in strokes])
+    lo = np.array([st.row_range[0] for st in strokes]) - reach
+    hi = np.array([st.row_range[1] for st in strokes]) + reach
+    return _StrokeIndex(strokes, lo.reshape(-1), hi.reshape(-1))
+
+
+@dataclass(frozen=True, eq=False)
+class _Focus:
+    """Curled film lifting off the glass: extra blur sigma ``max_mm * lift(x, y)`` with
+    ``lift`` a smooth quadratic (dome or saddle) over the disc frame, clipped to [0, 1]:
+    0 where the film touches, 1 where it lifts most."""
+
+    centre: tuple[float, float]          # (x, y) mm, the outline's centre
+    scale_mm: float                      # the disc's radius
+    coef: tuple[float, ...]              # q = a X^2 + b X Y + c Y^2 + d X + e Y
+    q_touch: float
+    q_top: float
+    max_mm: float
+
+    def lift(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        u = (x - self.centre[0]) * (1.0 / self.scale_mm)
+        v = (y - self.centre[1]) * (1.0 / self.scale_mm)
+        a, b, c, d, e = self.coef
+        q = (a * u + b * v + d) * u + (c * v + e) * v
+        return np.clip((q - self.q_touch) * (1.0 / (self.q_top - self.q_touch)), 0.0, 1.0)
+
+    def variance_weight(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Extra blur variance as a fraction of the largest (lift squared), float32."""
+        return np.square(self.lift(x, y)).astype(np.float32)
+
+
+def _make_focus(s: RenderSettings, outline: _Outline, rng: np.random.Generator) -> _Focus:
+    """A random dome (edges or centre up) or saddle, tilted a little; it touches the
+    glass over the lowest ~30 % of the disc."""
+    sign = 1.0 if rng.uniform() < 0.5 else -1.0
+    major, minor = sign, sign * rng.uniform(-1.0, 1.0)
+    turn = rng.uniform(0, math.pi)
+    c_, s_ = math.cos(turn), math.sin(turn)
+    coef = (major * c_ * c_ + minor * s_ * s_, 2 * (major - minor) * c_ * s_,
+            major * s_ * s_ + minor * c_ * c_, rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5))
+    radius = s.disc_diameter_mm / 2.0
+    g = np.linspace(-1.0, 1.0, 65)
+    u, v = np.meshgrid(g, g)
+    inside = u * u + v * v <= 1.0
+    a, b, c, d, e = coef
+    q = ((a * u + b * v + d) * u + (c * v + e) * v)[inside]
+    touch, top = float(np.quantile(q, _FOCUS_TOUCH_FRACTION)), float(q.max())
+    return _Focus(outline.centre, radius, coef, touch, max(top, touch + 1e-9),
+                  s.focus_variation_um * 1e-3)
+
+
+@dataclass(frozen=True, eq=False)
+class _Rings:
+    """Newton's ring systems on the film (disc frame): a multiplicative modulation of the
+    transmitted light (see ``RenderSettings.newton_rings``)."""
+
+    centres: np.ndarray          # (k, 2) x, y mm
+    lambda_r_mm2: np.ndarray     # (k,) lambda x R (mm^2)
+    contrast: np.ndarray         # (k,)
+    n0: np.ndarray               # (k,) order where white light has faded to 1/e
+    sigma_mm: float              # optics and pixel blur
+
+    def factor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """``1 + modulation`` at disc-frame points (float32), None if no ring reaches them."""
+        out = None
+        for (cx, cy), lr, a, n0 in zip(self.centres, self.lambda_r_mm2, self.contrast, self.n0):
+            dx, dy = x - cx, y - cy
+            rho2 = dx * dx + dy * dy
+            near = np.flatnonzero(rho2 < 3.0 * n0 * lr)      # beyond: exp(-9) of the contrast
+            if near.size == 0:
+                continue
+            order = rho2[near] * (1.0 / lr)
+            freq2 = 4.0 * rho2[near] / (lr * lr)                # (2 rho / (lambda R))^2
+            mod = a * np.cos(TWO_PI * order) * np.exp(
+                -np.square(order / n0) - 2.0 * math.pi ** 2 * freq2 * self.sigma_mm ** 2)
+            if out is None:
+                out = np.ones(x.size, np.float32)
+            out[near] *= (1.0 + mod).astype(np.float32)
+        return out
+
+
+def _make_rings(s: RenderSettings, outline: _Outline, focus: _Focus | None, sigma_mm: float,
+                rng: np.random.Generator) -> _Rings:
+    """1-3 systems with R log-uniform in 1-10 m, contrast ``newton_rings`` x 0.5-1 and n0
+    8-15, centred at random points on the film; with a focus field, where it touches."""
+    k = int(rng.integers(1, 4))
+    lambda_r = _LAMBDA_MM * 1e3 * np.exp(rng.uniform(0.0, math.log(10.0), k))
+    contrast = s.newton_rings * rng.uniform(0.5, 1.0, k)
+    n0 = rng.uniform(8.0, 15.0, k)
+    radius = 0.9 * (s.disc_diameter_mm / 2.0 - s.outline_irregularity_mm)
+    centres = []
+    for _ in range(k):
+        for _attempt in range(200):
+            r, a = radius * math.sqrt(rng.uniform()), rng.uniform(0, TWO_PI)
+            p = (outline.centre[0] + r * math.cos(a), outline.centre[1] + r * math.sin(a))
+            if focus is None or focus.lift(np.array([p[0]]), np.array([p[1]]))[0] == 0:
+                break
+        centres.append(p)
+    return _Rings(np.array(centres), lambda_r, contrast, n0, sigma_mm)
+
+
+def _sharpen(window: np.ndarray, s: RenderSettings) -> np.ndarray:
+    """Unsharp mask ``v + amount (v - G(v))`` clipped to [0, 1]; ``G`` a Gaussian of
+    ``unsharp_radius_px`` truncated at 4 sigma, reflected at the window's edges."""
+    half = _usm_margin(s)
+    blurred = cv2.GaussianBlur(window, (2 * half + 1, 2 * half + 1), s.unsharp_radius_px,
+                               sigmaY=s.unsharp_radius_px, borderType=cv2.BORDER_REFLECT)
+    out = window + np.float32(s.unsharp_amount) * (window - blurred)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _usm_margin(s: RenderSettings) -> int:
+    """Rows of context the unsharp mask needs on each side (0 when off); at most 16 =
+    ``_TILE_ROWS`` (radius <= 4 px), so the neighbouring blocks always hold it."""
+    return int(math.ceil(4.0 * s.unsharp_radius_px)) if s.unsharp_amount > 0 else 0
+
+
+def _jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (uint8) as a JPEG file at ``quality`` holds it.
+
+    Baseline grayscale JPEG codes independent 8x8 blocks (only the DC difference, which
+    is lossless, links them), so strips of rows starting at multiples of 8 round-trip to
+    exactly what the whole image does.
+    """
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.array(decoded, dtype=np.uint8)
 
 
 # =====================================================================================
@@ -1293,6 +1842,13 @@ class _Plan:
     strokes: tuple[_Stroke, ...]
     scanner: _Scanner
     groove_band_mm: tuple[float, float]     # radii between which grooves are evaluated
+    wiggle_blurred: _Wiggle | None          # the wiggle at the largest focus blur
+    pattern: _FixedPattern
+    glass: _StrokeIndex
+    rings: _Rings | None
+    focus: _Focus | None
+    stroke_blur_px: tuple[float, ...] | None    # each film stroke's blur (focus variation)
+    disc_box: tuple[int, int, int, int]     # rows r0:r1, cols c0:c1 the disc can touch
 
     @property
     def dtype(self):
@@ -1311,19 +1867,66 @@ def _check_audio(audio, sr) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _crack_slack(s: RenderSettings, crack: _Crack | None) -> float:
+    """How far (mm) a crack's displaced piece may stick out of the intact outline."""
+    if crack is None:
+        return 0.0
+    return math.hypot(*crack.shift) + abs(crack.rotation) * s.disc_diameter_mm
+
+
+def _place(lo_mm: float, hi_mm: float, span_mm: float, u: float) -> float:
+    """A centre that puts ``[c + lo, c + hi]`` inside ``[0, span]`` at random (``u`` in
+    0..1), or centres it there if it does not fit."""
+    first, last = -lo_mm, span_mm - hi_mm
+    return first + u * (last - first) if last >= first else 0.5 * (first + last)
+
+
 def _layout(s: RenderSettings, outline: _Outline, crack: _Crack | None,
-            px_row: float, px_col: float):
-    """Image shape and the spiral centre (y, x mm): the disc plus ``margin_mm`` all round."""
+            px_row: float, px_col: float, rng: np.random.Generator):
+    """Image shape and the spiral centre (y, x mm, render frame): the disc plus
+    ``margin_mm`` all round, or the whole bed with the disc at ``disc_at_mm`` or at a
+    random place (``rng``). Also the disc's bounding box about the spiral centre."""
     verts = outline.vertices + np.asarray(outline.centre)
-    slack = 0.0
-    if crack is not None:       # a displaced piece may stick out a little
-        slack = math.hypot(*crack.shift) + abs(crack.rotation) * s.disc_diameter_mm
+    slack = _crack_slack(s, crack)
     xmin, ymin = verts.min(axis=0) - slack
     xmax, ymax = verts.max(axis=0) + slack
-    cols = int(math.ceil((xmax - xmin + 2 * s.margin_mm) / px_col)) + 1
-    rows = int(math.ceil((ymax - ymin + 2 * s.margin_mm) / px_row)) + 1
-    centre = (float(s.margin_mm - ymin), float(s.margin_mm - xmin))
-    return (rows, cols), centre, (float(xmin), float(xmax), float(ymin), float(ymax))
+    bbox = (float(xmin), float(xmax), float(ymin), float(ymax))
+    if s.bed_mm is None:
+        cols = int(math.ceil((xmax - xmin + 2 * s.margin_mm) / px_col)) + 1
+        rows = int(math.ceil((ymax - ymin + 2 * s.margin_mm) / px_row)) + 1
+        centre = (float(s.margin_mm - ymin), float(s.margin_mm - xmin))
+        return (rows, cols), centre, bbox
+    # the driver asks for the bed at the nominal dpi; the true pixels cover a little more
+    # or less of it (px_scale_error)
+    height, width = _pair(s.bed_mm, "bed_mm")
+    rows = max(1, int(round(height / s.nominal_px_mm)))
+    cols = max(1, int(round(width / s.nominal_px_mm)))
+    span_y, span_x = (rows - 1) * px_row, (cols - 1) * px_col
+    u = rng.uniform(0.0, 1.0, 2)
+    if s.disc_at_mm is not None:
+        cy, cx = _pair(s.disc_at_mm, "disc_at_mm")
+        if s.mirrored:           # given in the final image; the render frame is flipped
+            cx = span_x - cx
+    else:
+        cy, cx = _place(ymin, ymax, span_y, u[0]), _place(xmin, xmax, span_x, u[1])
+    return (rows, cols), (float(cy), float(cx)), bbox
+
+
+def _disc_box(s: RenderSettings, outline: _Outline, crack: _Crack | None, centre,
+              scanner: _Scanner, pattern: _FixedPattern, shape) -> tuple[int, int, int, int]:
+    """Rows and columns (render frame) where the disc can change a pixel: everywhere
+    else the film fraction is exactly 0, so the bed there costs nothing to render."""
+    reach = outline.r_outer + 5 * scanner.edge_sigma_mm + _crack_slack(s, crack)
+    ox, oy = outline.centre[0] + centre[1], outline.centre[1] + centre[0]
+    jitter = float(np.max(np.abs(scanner.row_offset_px), initial=0.0))
+    if pattern.col_shift_px is not None:
+        jitter += float(np.max(np.abs(pattern.col_shift_px)))
+    rows, cols = shape
+    r0 = int(math.floor((oy - reach) / scanner.px_row_mm - jitter)) - 2
+    r1 = int(math.ceil((oy + reach) / scanner.px_row_mm + jitter)) + 3
+    c0 = int(math.floor((ox - reach) / scanner.px_col_mm)) - 2
+    c1 = int(math.ceil((ox + reach) / scanner.px_col_mm)) + 3
+    return max(0, r0), min(rows, r1), max(0, c0), min(cols, c1)
 
 
 def _build_plan(audio: np.ndarray, sr: float, s: RenderSettings, seed: int) -> tuple[_Plan, _Cut]:
@@ -1335,7 +1938,7 @@ def _build_plan(audio: np.ndarray, sr: float, s: RenderSettings, seed: int) -> t
     outline = _make_outline(s, _rng(seed, "outline"))
     hole = _make_hole(s, _rng(seed, "hole"))
     crack = _make_crack(s, _rng(seed, "crack")) if s.crack else None
-    shape, centre, bbox = _layout(s, outline, crack, px_row, px_col)
+    shape, centre, bbox = _layout(s, outline, crack, px_row, px_col, _rng(seed, "bed"))
     theta_start = s.theta_start
     if theta_start is None:
         theta_start_render = float(_rng(seed, "theta").uniform(0, TWO_PI))
@@ -1351,13 +1954,29 @@ def _build_plan(audio: np.ndarray, sr: float, s: RenderSettings, seed: int) -> t
         xy_mm = np.atleast_2d(xy_mm)
         return np.stack([(xy_mm[:, 1] + centre[0]) / px_row, (xy_mm[:, 0] + centre[1]) / px_col], 1)
 
-    strokes = _make_strokes(s, to_px, _rng(seed, "damage"), math.sqrt(px_row * px_col))
+    px = math.sqrt(px_row * px_col)
+    strokes = _make_strokes(s, to_px, _rng(seed, "damage"), px)
     scanner = _make_scanner(s, shape, _rng(seed, "scanner"))
     reach = float(np.max(np.abs(wiggle.samples_mm))) + abs(section.u0_mm) + 0.01
     inner = float(spiral.radius_mm[-1])         # the lead-out's end, where a locked groove sits
     band = (max(inner - reach, 0.0), float(spiral.radius_mm[0]) + reach)
+    focus = wiggle_blurred = stroke_blur = None
+    if s.focus_variation_um > 0:
+        focus = _make_focus(s, outline, _rng(seed, "focus"))
+        wiggle_blurred = _build_wiggle(cut, sr, s, spiral, math.hypot(along, focus.max_mm))
+        if strokes:                 # film damage lies on the film: it blurs with it
+            at = np.array([st.points_px[0] for st in strokes])
+            lift = focus.lift(at[:, 1] * px_col - centre[1], at[:, 0] * px_row - centre[0])
+            stroke_blur = tuple(float(b) for b in np.hypot(sigma_psf, focus.max_mm * lift) / px)
+    pattern = _make_pattern(s, shape, seed)
+    glass = _index_strokes(_make_glass(s, shape, _rng(seed, "glass")), sigma_psf / px)
+    rings = None
+    if s.newton_rings > 0:
+        rings = _make_rings(s, outline, focus, scanner.edge_sigma_mm, _rng(seed, "rings"))
+    box = _disc_box(s, outline, crack, centre, scanner, pattern, shape)
     plan = _Plan(s, int(seed), shape, centre, theta_start_render, spiral, wiggle, section, film,
-                 outline, hole, crack, strokes, scanner, band)
+                 outline, hole, crack, strokes, scanner, band, wiggle_blurred, pattern, glass,
+                 rings, focus, stroke_blur, box)
     return plan, cut
 
 
@@ -1368,12 +1987,14 @@ def _build_plan(audio: np.ndarray, sr: float, s: RenderSettings, seed: int) -> t
 _NOISE_STREAM = zlib.crc32(b"noise")
 
 
-def _nearest_turns(plan: _Plan, x: np.ndarray, y: np.ndarray, r: np.ndarray):
+def _nearest_turns(plan: _Plan, x: np.ndarray, y: np.ndarray, r: np.ndarray,
+                   blend: np.ndarray | None = None):
     """Yield ``(phi, u)`` for the three turns nearest each disc-frame point at its angle.
 
     ``u`` (mm) is the lateral offset of the point from the displaced groove centre,
     positive outwards; ``_FAR_MM`` where that turn was never cut. Three turns cover any
     groove within 1.5 pitches, more than a groove's reach even with heavy modulation.
+    ``blend`` (0..1 per point) moves the wiggle towards its most defocused version.
     """
     spiral = plan.spiral
     theta = np.arctan2(y, x)
@@ -1385,32 +2006,38 @@ def _nearest_turns(plan: _Plan, x: np.ndarray, y: np.ndarray, r: np.ndarray):
     for dk in (-1, 0, 1):
         k = turn + dk
         phi = phi_frac + TWO_PI * k
-        u = r - spiral.radius_on_turn(cell, frac, k) - plan.wiggle.at(phi)
+        wiggle = plan.wiggle.at(phi)
+        if blend is not None:
+            wiggle += (plan.wiggle_blurred.at(phi) - wiggle) * blend
+        u = r - spiral.radius_on_turn(cell, frac, k) - wiggle
         u[(phi < 0) | (phi > spiral.phi_max)] = _FAR_MM
         yield phi, u
 
 
-def _groove_shading(plan: _Plan, x: np.ndarray, y: np.ndarray, contrast: np.ndarray) -> np.ndarray:
+def _groove_shading(plan: _Plan, x: np.ndarray, y: np.ndarray, contrast: np.ndarray,
+                    blend: np.ndarray | None = None) -> np.ndarray:
     """Groove darkening (transmission) or wall brightness (reflective), 0..1.
 
     The blurred profiles of neighbouring turns add: exact for separate grooves (blur is
     linear), and saturating where walls of overcut grooves meet, which is dark there too.
+    ``blend``: extra focus blur variance per point, a fraction of the largest.
     """
     sec = plan.section
     r = np.hypot(x, y)
     orientation = _orientation_index(x, y)
+    level = None if blend is None else sec.level_of(blend)
     total = np.zeros(x.size, np.float32)
     tilt = None
     if plan.s.wall_asymmetry > 0:       # the lamp lights walls facing +row and -row unequally
         tilt = (plan.s.wall_asymmetry * y / np.maximum(r, 1e-9)).astype(np.float32)
-    for _, u in _nearest_turns(plan, x, y, r):
+    for _, u in _nearest_turns(plan, x, y, r, blend):
         if tilt is None:
-            total += sec.lookup(sec.both, u, orientation)
+            total += sec.lookup(sec.both, u, orientation, level)
         else:
-            total += (sec.lookup(sec.inner, u, orientation) * (1 + tilt) +
-                      sec.lookup(sec.outer, u, orientation) * (1 - tilt))
+            total += (sec.lookup(sec.inner, u, orientation, level) * (1 + tilt) +
+                      sec.lookup(sec.outer, u, orientation, level) * (1 - tilt))
     if plan.spiral.locked_radius_mm is not None:
-        total += sec.lookup(sec.both, r - plan.spiral.locked_radius_mm, orientation)
+        total += sec.lookup(sec.both, r - plan.spiral.locked_radius_mm, orientation, level)
     total *= contrast
     return np.clip(total, 0.0, 1.0, out=total)
 
@@ -1434,9 +2061,16 @@ def _light_on_disc(plan: _Plan, x: np.ndarray, y: np.ndarray, cover: np.ndarray)
     band = np.flatnonzero((r2 >= lo * lo) & (r2 <= hi * hi))
     groove = np.zeros(on.size, np.float32)
     if band.size:
-        groove[band] = _groove_shading(plan, xs[band], ys[band], contrast[band])
+        blend = None
+        if plan.focus is not None:
+            blend = plan.focus.variance_weight(xs[band], ys[band])
+        groove[band] = _groove_shading(plan, xs[band], ys[band], contrast[band], blend)
     if transmission:
         disc = np.exp(np.float32(-math.log(10.0)) * density) * (1 - opacity) * (1 - groove)
+        if plan.rings is not None:         # the air gap between film and glass
+            rings = plan.rings.factor(xs, ys)
+            if rings is not None:
+                disc *= rings
         light[on] = disc * c + (1 - c)
         return light
     disc = s.land_reflectance + (s.wall_reflectance - s.land_reflectance) * groove
@@ -1473,62 +2107,193 @@ def _quantise(signal_: np.ndarray, bits: int) -> np.ndarray:
     return q.astype(np.uint16 if bits == 16 else np.uint8)
 
 
-def _render_rows(plan: _Plan, r0: int, r1: int) -> np.ndarray:
-    """Rows ``r0:r1`` of the final image (mirrored if asked), as unsigned integers.
-
-    Peak memory: about 40 float64/float32 temporaries of ``(r1 - r0) * cols`` pixels.
-    """
-    s, sc = plan.s, plan.scanner
-    n_rows, n_cols = r1 - r0, plan.shape[1]
-    y_row = (np.arange(r0, r1) + sc.row_offset_px[r0:r1]) * sc.px_row_mm - plan.centre_mm[0]
-    x_col = np.arange(n_cols) * sc.px_col_mm - plan.centre_mm[1]
-    x, y = np.tile(x_col, n_rows), np.repeat(y_row, n_cols)
+def _disc_light(plan: _Plan, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Light (fraction of white) over rows ``r0:r1``, columns ``c0:c1`` (render frame)."""
+    sc = plan.scanner
+    n_rows, n_cols = r1 - r0, c1 - c0
+    rows = np.arange(r0, r1) + sc.row_offset_px[r0:r1]
+    x_col = np.arange(c0, c1) * sc.px_col_mm - plan.centre_mm[1]
+    x = np.tile(x_col, n_rows)
+    shift = plan.pattern.col_shift_px
+    if shift is None:
+        y = np.repeat(rows * sc.px_row_mm - plan.centre_mm[0], n_cols)
+    else:                          # each sensor chip sees rows shifted by its own amount
+        shift = plan.pattern.render_cols(shift)[c0:c1]
+        y = ((rows[:, None] + shift[None, :]) * sc.px_row_mm - plan.centre_mm[0]).ravel()
     cover = np.ones(x.size, np.float32)
     if plan.crack is not None:
         x, y, cover = plan.crack.to_disc(x, y, sc.edge_sigma_mm)
     cover *= plan.outline.film_fraction(x, y, sc.edge_sigma_mm)
     cover *= plan.hole.film_fraction(x, y, sc.edge_sigma_mm)
-    light = _light_on_disc(plan, x, y, cover).reshape(n_rows, n_cols)
-    del x, y, cover
-    blur_px = s.psf_sigma_um * 1e-3 / math.sqrt(sc.px_row_mm * sc.px_col_mm)
-    opacity = _damage_opacity(plan.strokes, r0, r1, n_cols, blur_px)
+    return _light_on_disc(plan, x, y, cover).reshape(n_rows, n_cols)
+
+
+def _scene_light(plan: _Plan, r0: int, r1: int) -> np.ndarray:
+    """Light reaching the sensor over rows ``r0:r1`` (render frame, fraction of white):
+    the disc where it can be, bare light or the lid elsewhere, damage and glass dust."""
+    s = plan.s
+    transmission = s.mode == "transmission"
+    n_rows, n_cols = r1 - r0, plan.shape[1]
+    a, b, c0, c1 = plan.disc_box
+    a, b = max(a, r0), min(b, r1)
+    light = np.full((n_rows, n_cols), 1.0 if transmission else s.lid_reflectance, np.float32)
+    if b > a and c1 > c0:
+        light[a - r0:b - r0, c0:c1] = _disc_light(plan, a, b, c0, c1)
+    blur_px = s.psf_sigma_um * 1e-3 / math.sqrt(plan.scanner.px_row_mm * plan.scanner.px_col_mm)
+    opacity = _damage_opacity(plan.strokes, r0, r1, n_cols, blur_px, plan.stroke_blur_px)
     if opacity is not None:        # dust blocks light; on a reflective scan it scatters it
-        light += (np.float32(0.0 if s.mode == "transmission" else 0.8) - light) * opacity
+        light += (np.float32(0.0 if transmission else 0.8) - light) * opacity
+    glass = _damage_opacity(plan.glass.near(r0, r1), r0, r1, n_cols, blur_px)
+    if glass is not None:          # in focus on the glass: it blocks, or scatters grey
+        light += (np.float32(0.0 if transmission else _GLASS_SCATTER) - light) * glass
+    return light
+
+
+def _sense(light: np.ndarray, plan: _Plan, r0: int) -> None:
+    """The sensor's response over rows ``r0:`` in place: illumination, gains, lamp,
+    exposure, offsets, noise (render frame; column patterns mapped from the final one)."""
+    s, sc, fp = plan.s, plan.scanner, plan.pattern
+    r1 = r0 + light.shape[0]
     light *= sc.column_light[None, :]
     light *= sc.row_gain[r0:r1, None]
+    if fp.row_gain is not None:
+        light *= fp.row_gain[r0:r1, None]
+    if fp.col_gain is not None:
+        light *= fp.render_cols(fp.col_gain)[None, :]
+    if s.exposure != 1.0:
+        light *= np.float32(s.exposure)
+    if fp.row_offset is not None:
+        light += fp.row_offset[r0:r1, None]
+    if fp.col_offset is not None:
+        light += fp.render_cols(fp.col_offset)[None, :]
     _add_noise(light, plan, r0)
+    if fp.seams is not None and fp.seams.line_noise > 0 and fp.seams.line_cols.size:
+        _add_seam_noise(light, plan, r0)
+
+
+_SEAM_NOISE_STREAM = zlib.crc32(b"seam noise")
+
+
+def _add_seam_noise(signal_: np.ndarray, plan: _Plan, r0: int) -> None:
+    """Extra noise on the seam lines' columns, a seeded stream per row."""
+    seams = plan.pattern.seams
+    cols = seams.line_cols
+    if plan.s.mirrored:
+        cols = plan.shape[1] - 1 - cols
+    for k in range(signal_.shape[0]):
+        rng = np.random.default_rng([plan.seed, _SEAM_NOISE_STREAM, r0 + k])
+        signal_[k, cols] += (seams.line_noise * rng.standard_normal(cols.size)).astype(np.float32)
+
+
+def _render_encoded(plan: _Plan, r0: int, r1: int) -> np.ndarray:
+    """Rows ``r0:r1`` as output-encoded float32 values (render frame, not yet sharpened,
+    clipped or quantised).
+
+    Peak memory: about 40 float64/float32 temporaries of ``(r1 - r0) x`` the disc's
+    columns, plus a few of ``(r1 - r0) x cols``.
+    """
+    s = plan.s
+    light = _scene_light(plan, r0, r1)
+    _sense(light, plan, r0)
+    if s.unsharp_amount > 0:       # the ADC saturates before the driver's sharpening
+        np.clip(light, 0.0, 1.0, out=light)
     if s.output_gamma != 1.0:
         np.maximum(light, 0, out=light)
         light **= np.float32(1.0 / s.output_gamma)
-    image = _quantise(light, s.bits)
-    return image[:, ::-1] if s.mirrored else image
+    return light
+
+
+def _finish(plan: _Plan, encoded: np.ndarray, jpeg: bool) -> np.ndarray:
+    """Quantised rows of the final image (mirrored if asked), through a JPEG if asked."""
+    image = _quantise(encoded, plan.s.bits)
+    if plan.s.mirrored:
+        image = image[:, ::-1]
+    if jpeg and plan.s.jpeg_quality is not None:
+        image = _jpeg_round_trip(image, plan.s.jpeg_quality)
+    return image
+
+
+def _render_rows(plan: _Plan, r0: int, r1: int) -> np.ndarray:
+    """Rows ``r0:r1`` of the final image (mirrored if asked), as unsigned integers,
+    before any JPEG round trip (which needs blocks aligned to 8 rows).
+
+    The unsharp mask renders its margin of rows on both sides and crops them: every
+    row is seeded by its index, so the result equals the whole image's rows.
+    """
+    margin = _usm_margin(plan.s)
+    if not margin:
+        return _finish(plan, _render_encoded(plan, r0, r1), jpeg=False)
+    a, b = max(0, r0 - margin), min(plan.shape[0], r1 + margin)
+    sharp = _sharpen(_render_encoded(plan, a, b), plan.s)
+    return _finish(plan, sharp[r0 - a:r1 - a], jpeg=False)
+
+
+def _in_order(job: Callable, starts, workers: int | None):
+    """``job(start)`` for every start, yielded in order; with ``workers > 1`` run by that
+    many threads with at most ``2 * workers`` blocks rendered ahead."""
+    if not workers or workers <= 1:
+        yield from map(job, starts)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        pending = collections.deque()
+        todo = iter(starts)
+        for start in itertools.islice(todo, 2 * workers):
+            pending.append(pool.submit(job, start))
+        while pending:
+            result = pending.popleft().result()
+            for start in itertools.islice(todo, 1):
+                pending.append(pool.submit(job, start))
+            yield result
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _render_into(plan: _Plan, sink: Callable[[int, np.ndarray], None], workers: int | None,
-                 progress: Callable[[float], None] | None) -> None:
-    """Render every block of rows and hand it to ``sink(first_row, block)``.
+                 progress: Callable[[float], None] | None, *, jpeg: bool = True) -> None:
+    """Render every block of rows and hand it, in order, to ``sink(first_row, block)``.
 
     With ``workers > 1`` blocks are rendered by that many threads (numpy and OpenCV
-    release the GIL for most of the work); only ``workers`` blocks are alive at a time.
+    release the GIL for most of the work); a few blocks are alive at a time. The unsharp
+    mask keeps the previous and the next block (its margin is at most a block): the
+    blocks are then sharpened exactly as the whole image would be, with no row rendered
+    twice. ``jpeg=False`` skips the JPEG round trip (a .jpg writer encodes it itself).
     """
     rows = plan.shape[0]
+    margin = _usm_margin(plan.s)
+    done = 0
 
     def job(r0):
-        r1 = min(rows, r0 + _TILE_ROWS)
-        sink(r0, _render_rows(plan, r0, r1))
-        return r1 - r0
+        encoded = _render_encoded(plan, r0, min(rows, r0 + _TILE_ROWS))
+        return encoded if margin else _finish(plan, encoded, jpeg)
+
+    def deliver(r0, block):
+        nonlocal done
+        sink(r0, block)
+        done += block.shape[0]
+        if progress is not None:
+            progress(done / rows)
+
+    def sharpened(before, block, after):
+        parts = ([before[-margin:]] if before is not None else []) + [block] + (
+            [after[:margin]] if after is not None else [])
+        top = margin if before is not None else 0
+        window = _sharpen(np.concatenate(parts) if len(parts) > 1 else block, plan.s)
+        return _finish(plan, window[top:top + block.shape[0]], jpeg)
 
     starts = range(0, rows, _TILE_ROWS)
-    done = 0
-    pool = ThreadPoolExecutor(max_workers=workers) if workers and workers > 1 else None
-    try:
-        for n in (pool.map(job, starts) if pool else map(job, starts)):
-            done += n
-            if progress is not None:
-                progress(done / rows)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    with contextlib.closing(_in_order(job, starts, workers)) as blocks:
+        if not margin:
+            for r0, block in zip(starts, blocks):
+                deliver(r0, block)
+            return
+        previous = current = None
+        for r0, block in zip(starts, blocks):
+            if current is not None:
+                deliver(current[0], sharpened(previous, current[1], block))
+                previous = current[1]
+            current = (r0, block)
+        deliver(current[0], sharpened(previous, current[1], None))
 
 
 # =====================================================================================
@@ -1609,6 +2374,40 @@ class RenderTruth:
     spiral_phi_step : float
     spiral_radius_mm : ndarray
         Undisplaced radius ``R0`` at ``phi = k * spiral_phi_step`` (mm).
+    bed_mm : (float, float) or None
+        The imaged bed (height, width) in mm, None for the disc-plus-margin layout.
+    streak_gain_rows, streak_gain_cols : ndarray, shape (rows,) and (cols,), float32
+        Fixed-pattern relative gain deviation of every row and every column: the sensor
+        signal is ``light * (1 + row) * (1 + col)`` (zeros when off).
+    streak_offset_rows, streak_offset_cols : ndarray, float32
+        Fixed-pattern offsets (fraction of full scale) of every row and column.
+    lamp_profile : ndarray, shape (rows,), float32
+        Relative lamp brightness of every row (ones when off).
+    column_gain, column_offset : ndarray, shape (cols,), float32
+        Every column's total fixed-pattern gain (``1 + streak_gain_cols``, times its
+        chip's gain and the seam line's) and offset (``streak_offset_cols`` plus its
+        chip's offset). Before the illumination falloff, which is separate.
+    seam_cols : ndarray of int
+        First column of each sensor chip after the first (chip ``k + 1`` starts at
+        ``seam_cols[k]``); empty without seams.
+    chip_gain, chip_offset, chip_shift_px : ndarray, shape (len(seam_cols) + 1,)
+        Each chip's relative gain, offset (fraction of full scale) and slow-axis shift
+        (px: its columns show the scene ``shift`` rows further down), left to right.
+    seam_line_cols : ndarray of int
+        Columns of the darker, noisier seam lines.
+    glass_dust_px : ndarray, shape (k, 3)
+        Specks of dust on the glass: row, col, radius (px).
+    glass_strokes_px : tuple of (str, ndarray, float)
+        Lint fibres on the glass: "lint", (n, 2) row/col polyline, width (px).
+    newton_rings : tuple of dict
+        Each ring system: ``centre_px`` (row, col), ``radius_of_curvature_m`` R,
+        ``contrast`` a, ``n0`` (white-light fading order) and ``wavelength_um``; bright
+        rings lie at ``sqrt(n * wavelength * R)`` from the centre.
+    focus_extra_um : ndarray or None
+        Extra blur sigma (um) from curled film on a coarse grid: value ``[i, j]`` at row
+        ``i * focus_map_step_px[0]``, col ``j * focus_map_step_px[1]``; read it with
+        :meth:`focus_sigma_um`. None without focus variation.
+    focus_map_step_px : (float, float)
     """
 
     sr: float
@@ -1653,6 +2452,24 @@ class RenderTruth:
     settings: RenderSettings
     spiral_phi_step: float
     spiral_radius_mm: np.ndarray = field(repr=False)
+    bed_mm: tuple[float, float] | None
+    streak_gain_rows: np.ndarray = field(repr=False)
+    streak_gain_cols: np.ndarray = field(repr=False)
+    streak_offset_rows: np.ndarray = field(repr=False)
+    streak_offset_cols: np.ndarray = field(repr=False)
+    lamp_profile: np.ndarray = field(repr=False)
+    column_gain: np.ndarray = field(repr=False)
+    column_offset: np.ndarray = field(repr=False)
+    seam_cols: np.ndarray = field(repr=False)
+    chip_gain: np.ndarray = field(repr=False)
+    chip_offset: np.ndarray = field(repr=False)
+    chip_shift_px: np.ndarray = field(repr=False)
+    seam_line_cols: np.ndarray = field(repr=False)
+    glass_dust_px: np.ndarray = field(repr=False)
+    glass_strokes_px: tuple[tuple[str, np.ndarray, float], ...] = field(repr=False)
+    newton_rings: tuple[dict, ...]
+    focus_extra_um: np.ndarray | None = field(repr=False)
+    focus_map_step_px: tuple[float, float]
 
     # --- time and angle -----------------------------------------------------------
     @property
@@ -1712,10 +2529,26 @@ class RenderTruth:
         return (self.centre_px[0] + r * np.sin(theta) / self.px_mm[0],
                 self.centre_px[1] + r * np.cos(theta) / self.px_mm[1])
 
+    def focus_sigma_um(self, row, col) -> np.ndarray:
+        """Optics blur sigma (um) at final-image points: ``psf_sigma_um`` and the curled
+        film's extra blur (bilinear in :attr:`focus_extra_um`), added in quadrature."""
+        row, col = np.broadcast_arrays(np.asarray(row, float), np.asarray(col, float))
+        psf = self.settings.psf_sigma_um
+        if self.focus_extra_um is None:
+            return np.full(row.shape, psf)
+        coords = [row / self.focus_map_step_px[0], col / self.focus_map_step_px[1]]
+        extra = ndimage.map_coordinates(self.focus_extra_um.astype(np.float64),
+                                        [c.ravel() for c in coords], order=1, mode="nearest")
+        return np.hypot(psf, extra).reshape(row.shape)
+
     def to_dict(self) -> dict:
-        """JSON-able summary (scalars and small lists; big arrays as their length)."""
+        """JSON-able summary (scalars and small lists; big arrays as their length or RMS)."""
         skip = {"audio", "velocity", "displacement", "dust_px", "strokes_px", "row_offsets_px",
-                "row_gain", "spiral_radius_mm", "settings"}
+                "row_gain", "spiral_radius_mm", "settings", "streak_gain_rows",
+                "streak_gain_cols", "streak_offset_rows", "streak_offset_cols", "lamp_profile",
+                "column_gain", "column_offset", "seam_line_cols", "glass_dust_px",
+                "glass_strokes_px", "focus_extra_um", "seam_cols", "chip_gain", "chip_offset",
+                "chip_shift_px"}
         out = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
         out.update(
             audio_samples=int(self.audio.size), groove_samples=int(self.velocity.size),
@@ -1727,6 +2560,19 @@ class RenderTruth:
             hair_count=sum(1 for k, *_ in self.strokes_px if k == "hair"),
             scratch_count=sum(1 for k, *_ in self.strokes_px if k == "scratch"),
             row_offset_rms_px=float(np.sqrt(np.mean(self.row_offsets_px ** 2))),
+            streak_rms=dict(gain_rows=_rms(self.streak_gain_rows),
+                            gain_cols=_rms(self.streak_gain_cols),
+                            offset_rows=_rms(self.streak_offset_rows),
+                            offset_cols=_rms(self.streak_offset_cols)),
+            lamp_range=[float(self.lamp_profile.min(initial=1.0)),
+                        float(self.lamp_profile.max(initial=1.0))],
+            seam_count=int(self.seam_cols.size),
+            chip_gain_rms=float(np.std(self.chip_gain)),
+            chip_shift_rms_px=_rms(self.chip_shift_px),
+            glass_dust_count=int(len(self.glass_dust_px)),
+            lint_count=int(len(self.glass_strokes_px)),
+            focus_extra_max_um=(None if self.focus_extra_um is None
+                                else float(self.focus_extra_um.max())),
             settings=jsonable(asdict(self.settings)),
         )
         return out
@@ -1760,17 +2606,28 @@ def _groove_path(plan: _Plan, step_mm: float = 0.05, block: int = 1 << 18):
         yield phi, r * np.cos(theta), r * np.sin(theta)
 
 
-_GAP_CAUSES = ("", "outline", "hole", "opaque patch")
+_GAP_CAUSES = ("", "outline", "hole", "opaque patch", "off image")
+
+
+def _off_image(plan: _Plan, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True where disc-frame points (mm) lie outside the image (a disc partly off the bed)."""
+    if plan.crack is not None:
+        x, y = plan.crack.to_image(x, y)
+    rows, cols = plan.shape
+    row = (y + plan.centre_mm[0]) / plan.scanner.px_row_mm
+    col = (x + plan.centre_mm[1]) / plan.scanner.px_col_mm
+    return (row < -0.5) | (row > rows - 0.5) | (col < -0.5) | (col > cols - 0.5)
 
 
 def _find_gaps(plan: _Plan, omega: float):
     """Groove-time intervals where the groove is off the film, in the hole, under an
-    opaque patch or at the crack; and the crack crossing times."""
+    opaque patch, off the image or at the crack; and the crack crossing times."""
     sigma = plan.scanner.edge_sigma_mm
     phis, causes, sides = [], [], []
     for phi, x, y in _groove_path(plan):
         cause = np.zeros(phi.size, np.int8)
         cause[plan.film.sample(x, y)[2] > 0.5] = 3
+        cause[_off_image(plan, x, y)] = 4
         cause[plan.hole.film_fraction(x, y, sigma) < 0.5] = 2
         cause[plan.outline.film_fraction(x, y, sigma) < 0.5] = 1
         phis.append(phi)
@@ -1807,11 +2664,12 @@ def _stroke_samples(st: _Stroke, spacing_px: float) -> np.ndarray:
 
 
 def _find_clicks(plan: _Plan, omega: float) -> tuple[tuple[float, float, str], ...]:
-    """Groove-time intervals where dust, hairs or scratches lie on the groove."""
+    """Groove-time intervals where dust, hairs, scratches or dust on the glass lie on the
+    groove."""
     sc = plan.scanner
     px = math.sqrt(sc.px_row_mm * sc.px_col_mm)
     clicks = []
-    for st in plan.strokes:
+    for st in plan.strokes + plan.glass.strokes:       # on the film or on the glass
         pts = _stroke_samples(st, max(0.5, min(st.width_px / 2, 0.01 / px)))
         x = pts[:, 1] * sc.px_col_mm - plan.centre_mm[1]
         y = pts[:, 0] * sc.px_row_mm - plan.centre_mm[0]
@@ -1904,8 +2762,61 @@ def _make_truth(plan: _Plan, cut: _Cut, audio: np.ndarray, sr: float) -> RenderT
         strokes_px=strokes_px, crack=crack, row_offsets_px=sc.row_offset_px,
         row_gain=sc.row_gain, min_land_mm=_min_land_mm(plan, cut, sr, omega),
         seed=plan.seed, settings=s, spiral_phi_step=plan.spiral.phi_step,
-        spiral_radius_mm=plan.spiral.radius_mm,
+        spiral_radius_mm=plan.spiral.radius_mm, **_flatbed_truth(plan, final_px, final_cols),
     )
+
+
+def _flatbed_truth(plan: _Plan, final_px: Callable, final_cols: Callable) -> dict:
+    """The truth of the scanner's habits, final-image frame."""
+    s, fp = plan.s, plan.pattern
+    cols = plan.shape[1]
+    seams = fp.seams
+    if seams is None:
+        seams = _Seams(np.zeros(0, np.intp), np.ones(1), np.zeros(1), np.zeros(1),
+                       np.zeros(0, np.intp), np.zeros(0), 0.0)
+    glass = [st for st in plan.glass.strokes if st.kind == "glass dust"]
+    glass_px = np.array([[st.points_px[0, 0], final_cols(st.points_px[0, 1]), st.width_px / 2]
+                         for st in glass]).reshape(-1, 3)
+    lint = tuple((st.kind, np.stack([st.points_px[:, 0], final_cols(st.points_px[:, 1])], 1),
+                  st.width_px) for st in plan.glass.strokes if st.kind != "glass dust")
+    rings = ()
+    if plan.rings is not None:
+        rg = plan.rings
+        rings = tuple(dict(centre_px=final_px(*c),
+                           radius_of_curvature_m=float(lr / _LAMBDA_MM) / 1e3,
+                           contrast=float(a), n0=float(n0), wavelength_um=_LAMBDA_MM * 1e3)
+                      for c, lr, a, n0 in zip(rg.centres, rg.lambda_r_mm2, rg.contrast, rg.n0))
+    focus_map, step = None, (1.0, 1.0)
+    if plan.focus is not None:
+        focus_map, step = _focus_map(plan)
+    return dict(
+        bed_mm=None if s.bed_mm is None else _pair(s.bed_mm, "bed_mm"),
+        streak_gain_rows=fp.streak_gain_rows, streak_gain_cols=fp.streak_gain_cols,
+        streak_offset_rows=fp.streak_offset_rows, streak_offset_cols=fp.streak_offset_cols,
+        lamp_profile=fp.lamp,
+        column_gain=fp.col_gain if fp.col_gain is not None else np.ones(cols, np.float32),
+        column_offset=fp.col_offset if fp.col_offset is not None else np.zeros(cols, np.float32),
+        seam_cols=seams.starts, chip_gain=seams.gain, chip_offset=seams.offset,
+        chip_shift_px=seams.shift_px, seam_line_cols=seams.line_cols,
+        glass_dust_px=glass_px, glass_strokes_px=lint, newton_rings=rings,
+        focus_extra_um=focus_map, focus_map_step_px=step,
+    )
+
+
+def _focus_map(plan: _Plan, step_mm: float = 0.5) -> tuple[np.ndarray, tuple[float, float]]:
+    """Extra focus blur (um) on a grid about ``step_mm`` apart over the final image."""
+    sc = plan.scanner
+    rows, cols = plan.shape
+    step = (max(1, round(step_mm / sc.px_row_mm)), max(1, round(step_mm / sc.px_col_mm)))
+    r = np.arange(0, rows - 1 + step[0], step[0], dtype=np.float64)
+    c = np.arange(0, cols - 1 + step[1], step[1], dtype=np.float64)
+    c_render = cols - 1 - c if plan.s.mirrored else c
+    x = np.tile(c_render * sc.px_col_mm - plan.centre_mm[1], r.size)
+    y = np.repeat(r * sc.px_row_mm - plan.centre_mm[0], c.size)
+    if plan.crack is not None:
+        x, y, _ = plan.crack.to_disc(x, y, sc.edge_sigma_mm)
+    extra = plan.focus.max_mm * 1e3 * plan.focus.lift(x, y)
+    return extra.reshape(r.size, c.size).astype(np.float32), (float(step[0]), float(step[1]))
 
 
 # =====================================================================================
@@ -1925,7 +2836,8 @@ def render_scan(audio: np.ndarray, *, sr: float, preset: str | None = None,
     sr : float
         Sample rate of ``audio`` (Hz).
     preset : str, optional
-        A key of :data:`PRESETS` ("bone", "bone_worn", "shellac78", "lp", "single45").
+        A key of :data:`PRESETS` ("bone", "bone_worn", "shellac78", "lp", "single45",
+        "flatbed_a4").
     settings : RenderSettings, optional
         Base settings (default: ``RenderSettings()``, a clean bone record).
     seed : int
@@ -1950,16 +2862,31 @@ def render_scan(audio: np.ndarray, *, sr: float, preset: str | None = None,
     full-size scans prefer :func:`render_scan_to_file`, which keeps the image on disk:
     a 3-minute 7-inch side at 2400 dpi (17 500 px square) peaks at ~640 MiB of resident
     memory, Python and its libraries included, and renders in about a minute per core.
+    A whole bed costs little more than the disc: the bare bed around it needs only its
+    noise and patterns (an A4 bed at 1200 dpi with a 7-inch disc and every habit on: ~10 s,
+    ~220 MiB into a TIFF). ``focus_variation_um`` keeps a second, blurred copy of the
+    groove signal (another ~16 bytes per audio sample).
     """
     s = resolve_settings(preset=preset, settings=settings, **options)
     samples = _check_audio(audio, sr)
     plan, cut = _build_plan(samples, sr, s, seed)
+    if s.jpeg_quality is not None:
+        _check_jpeg_size(plan, "jpeg_quality emulates a JPEG file, which")
     image = np.empty(plan.shape, plan.dtype)
     _render_into(plan, _array_sink(image), workers, progress)
     return RenderedScan(image, _make_truth(plan, cut, samples, sr))
 
 
 _PNG_MAX_PIXELS = 100_000_000
+_JPEG_MAX_SIDE = 65500
+_JPEG_DEFAULT_QUALITY = 90
+
+
+def _check_jpeg_size(plan: _Plan, what: str) -> None:
+    rows, cols = plan.shape
+    _require(max(rows, cols) <= _JPEG_MAX_SIDE,
+             f"{what} holds at most {_JPEG_MAX_SIDE} px a side; this image is {rows} x {cols}: "
+             "lower dpi or bed_mm, or write a .tif without jpeg_quality")
 
 
 def render_scan_to_file(path: str | os.PathLike, audio: np.ndarray, *, sr: float,
@@ -1967,18 +2894,23 @@ def render_scan_to_file(path: str | os.PathLike, audio: np.ndarray, *, sr: float
                         seed: int = 0, overwrite: bool = False, workers: int | None = None,
                         progress: Callable[[float], None] | None = None,
                         **options: Any) -> RenderTruth:
-    """Render a scan straight into a file: uncompressed TIFF (BigTIFF past 2 GB) or PNG.
+    """Render a scan straight into a file: uncompressed TIFF (BigTIFF past 2 GB), PNG or JPEG.
 
     The TIFF is created as a memory map and filled block by block, so memory stays
     bounded (about 40 bytes per audio sample plus ~100 MB) whatever the image size. The
-    nominal ``dpi`` goes into XResolution/YResolution (ResolutionUnit inch), or the PNG
-    pHYs chunk. The file is written under a temporary name in the same folder and renamed
-    when complete. PNG is for small images (up to 100 Mpixel, rendered in memory).
+    nominal ``dpi`` goes into XResolution/YResolution (ResolutionUnit inch), the PNG
+    pHYs chunk or the JPEG's JFIF header. The file is written under a temporary name in
+    the same folder and renamed when complete. PNG is for small images (up to 100 Mpixel,
+    rendered in memory). JPEG needs ``bits=8`` and at most 65500 px a side; it is encoded
+    by Pillow at ``jpeg_quality`` (default 90, which the truth's settings then record) from
+    the image held in memory (1 byte per pixel, twice while encoding). With
+    ``jpeg_quality`` set, a TIFF or PNG holds the JPEG-decoded image, as after converting
+    a JPEG file (the TIFF still in bounded memory: JPEG codes 8-row blocks independently).
 
     Parameters
     ----------
     path : str or PathLike
-        Output file, ``.tif``/``.tiff`` or ``.png``.
+        Output file, ``.tif``/``.tiff``, ``.png`` or ``.jpg``/``.jpeg``.
     audio, sr, preset, settings, seed, workers, progress, **options
         As :func:`render_scan`.
     overwrite : bool
@@ -1993,28 +2925,39 @@ def render_scan_to_file(path: str | os.PathLike, audio: np.ndarray, *, sr: float
     OutputError
         The file exists (and not ``overwrite``), its folder is missing, or writing failed.
     ParameterError
-        Unknown suffix, a PNG too large, or bad options.
+        Unknown suffix, a PNG too large, a JPEG not 8-bit or too large, or bad options.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".tif", ".tiff", ".png"):
-        raise ParameterError(f"cannot write {path.name!r}: use a .tif, .tiff or .png name")
+    if suffix not in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+        raise ParameterError(f"cannot write {path.name!r}: use a .tif, .tiff, .png, .jpg or "
+                             ".jpeg name")
     if not path.parent.is_dir():
         raise OutputError(f"folder {str(path.parent)!r} does not exist; create it first")
     if path.exists() and not overwrite:
         raise OutputError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     s = resolve_settings(preset=preset, settings=settings, **options)
+    is_jpeg = suffix in (".jpg", ".jpeg")
+    if is_jpeg:
+        _require(s.bits == 8, f"JPEG files hold 8-bit images; got bits={s.bits}: pass bits=8 "
+                 "or write a .tif")
+        s = replace(s, jpeg_quality=s.jpeg_quality or _JPEG_DEFAULT_QUALITY)
     samples = _check_audio(audio, sr)
     plan, cut = _build_plan(samples, sr, s, seed)
     if suffix == ".png" and plan.shape[0] * plan.shape[1] > _PNG_MAX_PIXELS:
         raise ParameterError(f"a {plan.shape[0]} x {plan.shape[1]} image is too large for PNG "
                              "here; write a .tif instead")
+    if s.jpeg_quality is not None:
+        _check_jpeg_size(plan, "a JPEG file" if is_jpeg else
+                         "jpeg_quality emulates a JPEG file, which")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         if suffix == ".png":
             _write_png(tmp, plan, workers, progress)
+        elif is_jpeg:
+            _write_jpeg(tmp, plan, workers, progress)
         else:
             _write_tiff(tmp, plan, workers, progress)
         os.replace(tmp, path)
@@ -2063,3 +3006,13 @@ def _write_png(tmp: Path, plan: _Plan, workers, progress) -> None:
     image = np.empty(plan.shape, plan.dtype)
     _render_into(plan, _array_sink(image), workers, progress)
     Image.fromarray(image).save(tmp, format="PNG", dpi=(plan.s.dpi, plan.s.dpi))
+
+
+def _write_jpeg(tmp: Path, plan: _Plan, workers, progress) -> None:
+    """Pillow encodes the whole image (held in memory) at the plan's quality."""
+    from PIL import Image
+
+    image = np.empty(plan.shape, plan.dtype)
+    _render_into(plan, _array_sink(image), workers, progress, jpeg=False)
+    Image.fromarray(image).save(tmp, format="JPEG", quality=int(plan.s.jpeg_quality),
+                                dpi=(plan.s.dpi, plan.s.dpi))
