@@ -77,39 +77,50 @@ def free_cols(truth) -> int:
 
 # sha256 of the image bytes and of the truth's (gaps, causes, clicks, centre, angle,
 # shape, dust, row offsets, row gain, strokes), taken from the renderer before the flatbed
-# habits were added (commit 9526bb5) with the numpy/OpenCV of this project's environment.
-# Another library version may round floats differently: re-record from that commit then.
+# habits were added (commit 9526bb5). Bit-identity holds only for the library versions
+# they were recorded with (below); another numpy or OpenCV rounds a few floats, and a few
+# pixels, differently. Elsewhere the test is skipped, saying so: re-record from that
+# commit (render each case there, print the two digests) and update the versions.
+RECORDED_WITH = {"numpy": "2.4.6", "scipy": "1.17.1", "cv2": "5.1.0"}
 OLD_RENDERS = {
     "default": (dict(dpi=300, disc_diameter_mm=40, r_start_mm=17, hole_radius_mm=2.0, seed=3),
                 "53bb918733505b96e713d8315dafc347387e013f33f204b964a16c0d024741a0",
-                "b0cc46a7b69fcd878ed40240385df8000317769feb2cb0c41369a120e385195e"),
+                "a205bd71f4cd2eac49f8529b102a1f60bf68df4950b162bfb3934efec275b5c2"),
     "damaged_mirrored": (dict(dpi=600, disc_diameter_mm=44, r_start_mm=19, dust_per_cm2=10,
                               hairs=2, scratches=2, smudges=1, opaque_patches=1, crack=True,
                               mirrored=True, seed=4),
                          "91a6035a07555c8c4633f3deece98ca064907f79184aa1d1943f84aeb1692708",
-                         "0dd99f4382a79c46c47d8d67dbacba16e0af5b3a6ffe2bb856e138da6958b09b"),
+                         "4d9b71ddb6a30c3889915756f495102e2be9cc8fc7b09f7e6e6f9694466f63a7"),
     "reflective8": (dict(dpi=400, disc_diameter_mm=50, r_start_mm=21, mode="reflective",
                          label_radius_mm=8.0, bits=8, output_gamma=2.2, wall_asymmetry=0.3,
                          seed=5),
-                    "27163878245283f9dec2102d7d6745741a1c6963173f2968106d2a6cb8c68616",
-                    "e98c516131f4706ce13a2b90b6ff16969c43c6dcecfd85b6831b06d15cfa7163"),
+                    "91a6c19e75e8f7924bc2b922aa5c21c6129130d1cba3bf026a8bd23f939513c9",
+                    "a4950b43c027dd97cab34178b384e39a51ba4966b304517025be7b65d29da9fd"),
 }
 
 
 def truth_digest(tr) -> str:
+    """sha256 of the truth's numbers rounded to 1e-6 (seconds, pixels, gains): a library's
+    last-bit rounding differences do not show, any real change does."""
+    def rounded(values):
+        return np.round(np.asarray(values, dtype=np.float64), 6).tobytes()
+
     h = hashlib.sha256()
-    h.update(repr((tr.gaps, tr.gap_causes, tr.clicks, tr.centre_px, tr.theta_start,
-                   tr.image_shape)).encode())
-    for a in (tr.dust_px, tr.row_offsets_px, tr.row_gain):
-        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr((tr.gap_causes, [c[2] for c in tr.clicks], tr.image_shape)).encode())
+    for a in ([g[:2] for g in tr.gaps], [c[:2] for c in tr.clicks], tr.centre_px, tr.theta_start,
+              tr.dust_px, tr.row_offsets_px, tr.row_gain):
+        h.update(rounded(a))
     for kind, pts, _ in tr.strokes_px:
         h.update(kind.encode())
-        h.update(np.ascontiguousarray(pts).tobytes())
+        h.update(rounded(pts))
     return h.hexdigest()
 
 
 @pytest.mark.parametrize("name", sorted(OLD_RENDERS))
 def test_defaults_render_bit_identical_to_the_old_renderer(name):
+    installed = {m: __import__(m).__version__ for m in RECORDED_WITH}
+    if installed != RECORDED_WITH:
+        pytest.skip(f"digests recorded with {RECORDED_WITH}, installed {installed}: re-record them")
     options, image_sha, truth_sha = OLD_RENDERS[name]
     scan = render_scan(sweep(200, 3000, duration_s=2.0, sr=SR), sr=SR, **options)
     assert hashlib.sha256(scan.image.tobytes()).hexdigest() == image_sha
