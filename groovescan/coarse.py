@@ -123,6 +123,11 @@ class CoarseGeometry:
     centre_given: bool = False
     radii_given: bool = False
 
+    @property
+    def px_mm(self) -> float:
+        """Nominal pixel size (mm) of the scan the blocks were measured in."""
+        return self.blocks.px_mm
+
 
 # ----------------------------------------------------------------------------- blocks
 

@@ -31,6 +31,7 @@ from .coarse import MAX_DISC_RADIUS_MM, MAX_MUSIC_PITCH_MM, CoarseGeometry, coar
 from .crack import (Crack, break_edges, find_break, fit_offset, motion_from_edges, piece_masks,
                     roll_to_arc_start, turn_from_edges)
 from .errors import NoGrooveError, ParameterError
+from .fixedpattern import FixedPattern, measure_fixed_pattern
 from .sampling import sample, sample_compact
 
 __all__ = ["DiscGeometry", "check_hints", "find_geometry"]
@@ -62,6 +63,9 @@ class DiscGeometry:
         spiral as the fine fit saw it, which seeds the tracker.
     coarse : what the coarse stage saw (:class:`groovescan.coarse.CoarseGeometry`): the
         grooved blocks, the consensus centre and ring, for diagnostics.
+    fixed_pattern : the scanner's per-column and per-row gain and offset found in this
+        scan (:class:`groovescan.fixedpattern.FixedPattern`), or None; every reader of
+        the groove divides it out (:meth:`reader`).
     """
 
     centre_px: tuple[float, float]
@@ -81,6 +85,11 @@ class DiscGeometry:
     groove_slope_mm: float = 0.0
     crack: Crack | None = None
     coarse: CoarseGeometry | None = field(default=None, repr=False, compare=False)
+    fixed_pattern: FixedPattern | None = field(default=None, repr=False, compare=False)
+
+    def reader(self, image):
+        """``image`` as the stages read it: with the scanner's fixed pattern divided out."""
+        return self.fixed_pattern.corrected(image) if self.fixed_pattern is not None else image
 
     def to_px(self, r_mm, theta):
         """(row, col) of polar points ``r_mm`` (mm), ``theta`` (rad)."""
@@ -572,7 +581,7 @@ def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm
     if crack is not None:
         fixed, _ = piece_masks(crack, (r_band - 3 * pitch, r_band + 3 * pitch), theta)
         theta = np.roll(theta, -roll_to_arc_start(fixed))[:fixed.sum()]
-    n_per = max(3, int(2 * 2.5))
+    n_per = 3
     periods = np.arange(-n_per, n_per + 1)
     v = np.arange(-pitch / 2, pitch / 2, step)
     base = model_shift(theta) + offset_mm
@@ -589,7 +598,11 @@ def _edge_coherence(values, v):
 
     Each half of the period is located against the mean profile by one linearised
     least-squares step (gain and offset free), which is far less noisy than any
-    centroid; the motion is then band-passed along the turn.
+    centroid; the motion is then band-passed along the turn. Whatever moves every
+    period at one angle alike is not the groove's: the scanner's row jitter, a sensor
+    chip's misregistration, a streak across the band. That common motion is taken out
+    (the mean over the periods at each angle), or a land strip's two edges, which
+    belong to different turns, would seem to move together like a groove's walls.
     """
     template = np.nanmean(values, axis=(0, 1))
     slope = np.gradient(template)
@@ -601,6 +614,8 @@ def _edge_coherence(values, v):
         motions.append(-(data @ t) / max(float(t @ t), 1e-12))
     fast = [ndimage.uniform_filter1d(m, 3, axis=0, mode="nearest")
             - ndimage.uniform_filter1d(m, 15, axis=0, mode="nearest") for m in motions]
+    common = 0.5 * (fast[0] + fast[1]).mean(axis=1, keepdims=True)
+    fast = [f - common for f in fast]
     a, b = fast[0].ravel(), fast[1].ravel()
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
@@ -681,7 +696,8 @@ def check_hints(*, centre_px=None, radii_mm=None, pitch_mm=None, image_shape=Non
     return centre_px, radii_mm, pitch_mm
 
 
-def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=None) -> DiscGeometry:
+def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=None,
+                  destreak=True) -> DiscGeometry:
     """Find the spiral's centre, scale, handedness, pitch and polarity.
 
     Parameters
@@ -698,6 +714,12 @@ def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=N
         Radii (mm) between which the grooves lie; taken as given.
     pitch_mm : float, optional
         The groove pitch, roughly (mm): the pitch found must be within 20 % of it.
+    destreak : bool
+        Measure the scanner's fixed pattern (per-column and per-row gain and offset)
+        off the grooves and divide it out before the fine fit
+        (:func:`groovescan.fixedpattern.measure_fixed_pattern`); it is kept in
+        ``fixed_pattern`` for the later stages. A pattern no stronger than its own
+        measurement noise is left alone.
 
     Returns
     -------
@@ -724,6 +746,9 @@ def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=N
     centre_px, radii_mm, pitch_mm = check_hints(centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm,
                                                 image_shape=image.shape, px_mm=px_mean)
     coarse = coarse_geometry(image, px_mean, centre_px=centre_px, radii_mm=radii_mm, pitch_mm=pitch_mm)
+    pattern = measure_fixed_pattern(image, grooves=coarse, px_mm=px_mean) if destreak else None
+    if pattern is not None:
+        image = pattern.corrected(image)
     try:
         centre, px, fit, pitch, data, band_radii, (r_inner, r_outer), crack = _refine(
             image, coarse, px_nominal, pitch_hint=pitch_mm)
@@ -766,4 +791,5 @@ def find_geometry(scan, *, px_mm=None, centre_px=None, radii_mm=None, pitch_mm=N
         groove_slope_mm=slope,
         crack=crack,
         coarse=coarse,
+        fixed_pattern=pattern if pattern is not None and pattern.any_applied else None,
     )

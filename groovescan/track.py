@@ -368,7 +368,7 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     Peak memory: the polar image, ``points_per_turn * (annulus width / pixel)`` float32
     twice (about 150 MB for a 7-inch disc at 2400 dpi).
     """
-    image = getattr(scan, "image", scan)
+    image = geometry.reader(getattr(scan, "image", scan))
     px = float(np.sqrt(geometry.px_mm[0] * geometry.px_mm[1]))
     pitch = geometry.pitch_mm
     if points_per_turn is None:

@@ -212,7 +212,7 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
     flight (one per worker; ``L`` points across the groove), plus the outputs
     (~40 bytes a sample): about 1 GB for a 3-minute side at 44.1 kHz.
     """
-    image = getattr(scan, "image", scan)
+    image = geometry.reader(getattr(scan, "image", scan))
     n_per = int(samples_per_turn)
     n = int(np.floor(track.end_phi / (2 * np.pi) * n_per))
     phi = np.arange(n) * (2 * np.pi / n_per)
