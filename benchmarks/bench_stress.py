@@ -1,0 +1,164 @@
+"""Stress benchmark: random discs over every physical range, rendered, decoded, scored.
+
+Each disc comes from :func:`groovescan.stress.draw_disc` (bone records, shellac 78s and
+vinyl of every size; programmes of 5 s to 5 min anywhere on the disc; every pitch,
+groove width, polarity, mirroring and film density; 1200-4800 dpi; a random selection
+of real flatbed habits). It is rendered to a file in a scratch folder (TIFF, or JPEG
+when the scanner writes JPEG), decoded from that file as a user would, scored against
+the groove velocity it was cut from (``groovescan.metrics.compare``, 100 Hz - 5 kHz),
+and deleted. Prints one line a disc and, at the end, the failure rate, the skipped
+turns and the SNR distribution, overall, by kind and by habit.
+
+    python benchmarks/bench_stress.py                      # 200 discs, 2 at a time
+    python benchmarks/bench_stress.py --discs 20 --scale small
+    python benchmarks/bench_stress.py --only 17,42 --keep  # rerun two, keep their scans
+    python benchmarks/bench_stress.py --summary stress.jsonl   # the summary of a past run
+
+A failure is a decode that raised, or no audio. Results go to ``--out`` (JSON lines),
+one line a disc, written as each finishes, so a long run can be summarised (or
+resumed with ``--resume``) at any time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from groovescan import decode, metrics, synth  # noqa: E402
+from groovescan.stress import draw_disc, music  # noqa: E402
+
+SR = 44100
+
+
+def run_disc(seed, scale, scratch, keep):
+    """Render, decode and score one disc; a dict of what happened (never raises)."""
+    disc = draw_disc(seed, scale=scale)
+    out = dict(seed=seed, kind=disc.kind, habits=list(disc.habits), describe=disc.describe(),
+               duration_s=disc.duration_s, dpi=disc.options["dpi"])
+    suffix = ".jpg" if disc.options.get("jpeg_quality") else ".tif"
+    path = Path(scratch) / f"stress_{scale}_{seed:04d}{suffix}"
+    t0 = time.perf_counter()
+    try:
+        audio = music(disc.duration_s, sr=SR, seed=seed)
+        truth = synth.render_scan_to_file(path, audio, sr=SR, seed=seed, overwrite=True, **disc.options)
+        out["render_s"] = time.perf_counter() - t0
+        out["image_shape"] = list(truth.image_shape)
+        t1 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = decode(str(path), rpm=disc.rpm, sr=SR)
+        out["decode_s"] = time.perf_counter() - t1
+        g = result.geometry
+        c = metrics.compare(result.audio, truth.velocity, sr=SR, rpm=disc.rpm)
+        out.update(
+            ok=True, snr_db=c.snr_db, segmental_snr_db=c.segmental_snr_db, skips=int(c.n_skips),
+            speed_error=c.speed_error, wow_percent=c.wow_percent,
+            followed=result.track.followed_fraction, n_turns=result.track.n_turns, truth_turns=truth.n_turns,
+            centre_error_mm=float(np.hypot(*((np.array(g.centre_px) - truth.centre_px) * np.array(g.px_mm)))),
+            pitch_error=g.pitch_mm / truth.pitch_mm - 1, polarity_ok=g.polarity == truth.polarity,
+            direction_ok=g.direction == truth.direction, gaps=len(result.report.gaps),
+            clicks=result.report.n_clicks)
+    except Exception as exc:  # noqa: BLE001 - a benchmark reports failures and goes on
+        out.update(ok=False, error=f"{type(exc).__name__}: {exc}",
+                   where=traceback.format_exc(limit=-3).strip().splitlines()[-3:])
+    finally:
+        if not keep:
+            path.unlink(missing_ok=True)
+    out["total_s"] = time.perf_counter() - t0
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def line(r):
+    if not r["ok"]:
+        return f"disc {r['seed']:4d} FAILED  {r['describe']}\n           {r['error']}"
+    return (f"disc {r['seed']:4d} {r['snr_db']:6.1f} dB  skips {r['skips']}  followed {r['followed'] * 100:5.1f} %  "
+            f"centre {r['centre_error_mm'] * 1000:6.1f} um  pitch {r['pitch_error'] * 100:+.2f} %  "
+            f"{r['render_s']:.0f}+{r['decode_s']:.0f} s  {r['describe']}")
+
+
+def summary(results):
+    done = [r for r in results if r["ok"]]
+    failed = [r for r in results if not r["ok"]]
+    print(f"\n{len(results)} discs: {len(failed)} failed ({100 * len(failed) / max(len(results), 1):.1f} %), "
+          f"{sum(r['skips'] for r in done)} skipped turns on {sum(r['skips'] > 0 for r in done)} discs, "
+          f"{sum(not (r['polarity_ok'] and r['direction_ok']) for r in done)} with polarity or direction wrong")
+    if not done:
+        return
+    snr = np.array([r["snr_db"] for r in done])
+    print("SNR dB (100 Hz - 5 kHz): " + ", ".join(f"p{q} {np.percentile(snr, q):.1f}" for q in (5, 25, 50, 75, 95))
+          + f"; mean {snr.mean():.1f}, worst {snr.min():.1f} (disc {done[int(np.argmin(snr))]['seed']})")
+    followed = np.array([r["followed"] for r in done])
+    centre = np.array([r["centre_error_mm"] for r in done]) * 1000
+    pitch = np.abs([r["pitch_error"] for r in done]) * 100
+    print(f"followed: median {np.median(followed) * 100:.1f} %, worst {followed.min() * 100:.1f} %; "
+          f"centre error: median {np.median(centre):.1f} um, worst {centre.max():.1f} um; "
+          f"pitch error: median {np.median(pitch):.2f} %, worst {pitch.max():.2f} %")
+    print("by kind:   " + "; ".join(
+        f"{k} {len(v)}: median {np.median(v):.1f} dB" for k in ("bone", "shellac", "vinyl")
+        if (v := [r['snr_db'] for r in done if r['kind'] == k])))
+    habits = sorted({h.split(' q')[0] for r in results for h in r["habits"]})
+    print("by habit (median SNR of the discs with it / without it, failures with it):")
+    for h in habits:
+        has = [r for r in results if any(x.split(' q')[0] == h for x in r["habits"])]
+        with_ = [r["snr_db"] for r in has if r["ok"]]
+        without = [r["snr_db"] for r in done if r not in has]
+        print(f"  {h:22s} {len(has):4d} discs  {np.median(with_) if with_ else np.nan:6.1f} / "
+              f"{np.median(without) if without else np.nan:6.1f} dB  failed {sum(not r['ok'] for r in has)}")
+    times = np.array([r["total_s"] for r in results])
+    print(f"time per disc: median {np.median(times):.0f} s, max {times.max():.0f} s; "
+          f"peak RSS of a worker {max(r['peak_rss_mb'] for r in results):.0f} MB")
+    for r in failed:
+        print(f"  failed: disc {r['seed']}: {r['error']}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--discs", type=int, default=200, help="number of discs (seeds first .. first+discs-1)")
+    parser.add_argument("--first", type=int, default=0, help="first seed")
+    parser.add_argument("--only", help="comma-separated seeds to run instead")
+    parser.add_argument("--scale", choices=("full", "small"), default="full")
+    parser.add_argument("--jobs", type=int, default=2, help="discs at a time (processes)")
+    parser.add_argument("--out", default="stress.jsonl", help="results, one JSON line a disc")
+    parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
+    parser.add_argument("--scratch", default=None, help="folder for the rendered scans (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the rendered scans")
+    parser.add_argument("--summary", metavar="JSONL", help="only print the summary of a past run")
+    args = parser.parse_args(argv)
+    if args.summary:
+        summary([json.loads(x) for x in open(args.summary)])
+        return 0
+    seeds = [int(s) for s in args.only.split(",")] if args.only else list(range(args.first, args.first + args.discs))
+    previous = []
+    if args.resume and os.path.exists(args.out):
+        previous = [json.loads(x) for x in open(args.out)]
+        seen = {r["seed"] for r in previous}
+        seeds = [s for s in seeds if s not in seen]
+    scratch = args.scratch or tempfile.mkdtemp(prefix="groovescan_stress_")
+    results = list(previous)
+    with open(args.out, "a" if args.resume else "w") as log, ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_disc, s, args.scale, scratch, args.keep) for s in seeds]
+        for future in as_completed(futures):
+            r = future.result()
+            results.append(r)
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            print(line(r), flush=True)
+    summary(sorted(results, key=lambda r: r["seed"]))
+    return 0 if all(r["ok"] and r["skips"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
