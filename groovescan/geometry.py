@@ -375,7 +375,7 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
             harmonic = matches[0]
             # on a broken disc the drift is held (see _fit_band_shifts): the
             # spectrum's period is the measurement
-            pitch = drift if crack is None else period * harmonic
+            pitch = period * harmonic
             if not admissible(pitch):
                 continue
             misfit = fit.rms / (period * harmonic)
@@ -530,12 +530,12 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             crack = crack.recentred((fit.ex, fit.ey))
         px = px * np.array([1 + fit.q, 1 - fit.q])
         px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
-        pitch = abs(turn_drift)
     return centre, px, fit, pitch, data, centres_mm, (r_inner, r_outer), crack
 
 
 def _register_piece(image, centre, px, r_outer, data, band_radii, pitch, fit, crack):
-    """The crack with the moved piece's turn and offset, or None if no rigid motion fits.
+    """The crack with the moved piece's turn and offset, or None if no rigid motion fits
+    or the piece has not moved.
 
     The break's edges give a first offset; the moved piece's grooves, relative to the
     spiral fitted on the fixed piece and unwrapped along the piece's arc, give it to a
@@ -564,6 +564,11 @@ def _register_piece(image, centre, px, r_outer, data, band_radii, pitch, fit, cr
     # without a visible gap the turn is unknown: it only shifts the piece's sound by
     # a fraction of a millisecond
     turn = turn_from_edges(edges, crack, offset) if edges is not None else 0.0
+    if max(np.hypot(*offset), abs(turn) * r_outer) < 0.05 * pitch:
+        # the "piece" lies where the spiral puts it: nothing to re-register, and what
+        # looked like a break was a straight line across whole grooves (a sensor chip's
+        # seam, a streak, a crack that did not move)
+        return None
     return Crack(crack.normal_angle, crack.distance_mm, offset, turn)
 
 
