@@ -113,6 +113,10 @@ def _break_points(flat, radii, theta, pitch_mm, *, max_width_rad=np.radians(3.0)
         # the gap and the step of one crossing may sit a sector or two apart: one point
         broken = gap | stepped
         broken = broken | (np.roll(broken, 1) & np.roll(broken, -1)) | (np.roll(broken, 2) & np.roll(broken, -2))
+        # where the image ends the grooves stop along a straight line too: a break is
+        # only seen with the grooves in view on both sides of it
+        seen = np.isfinite(flat[:, sub]).all(axis=1)
+        broken &= np.logical_and.reduce([np.roll(seen, k) for k in range(-3, 4)])
         for start, length in _circular_runs(broken):
             if length <= max_width:
                 points.append((r_mid, theta[0] + (start + (length - 1) / 2) * d_theta))
