@@ -229,6 +229,22 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
         ok = inside & (cand >= 1) & (cand < n_r - 1)
         cand_r = np.where(ok, _refine_peak(response, cols, np.clip(cand, 1, n_r - 2)), np.nan)
         this_pitch = np.abs(cand_r - fence)
+        # a land strip between the walls of two turns can look just like a groove (wide
+        # grooves, narrow land): its crest lies about half a pitch past the fence. Real
+        # grooves never close in like that from one turn to the next (they would
+        # overcut): there the next crest on, about one pitch past, is the groove. (After
+        # a band spacer or a lead-in the spacing does fall back, to the music's pitch.)
+        usual = np.minimum(prev_pitch, pitch_px)
+        shrunk = ok & (this_pitch < 0.65 * usual)
+        if shrunk.any():
+            beyond = np.clip(cand + sign, 0, n_r - 1)
+            cand2 = last_peak[cols, beyond] if inward else next_peak[cols, beyond]
+            ok2 = shrunk & (cand2 >= 1) & (cand2 < n_r - 1)
+            cand2_r = np.where(ok2, _refine_peak(response, cols, np.clip(cand2, 1, n_r - 2)), np.nan)
+            spacing2 = np.abs(cand2_r - fence)
+            use = ok2 & (spacing2 >= 0.65 * usual) & (spacing2 <= 1.5 * usual)
+            cand, cand_r = np.where(use, cand2, cand), np.where(use, cand2_r, cand_r)
+            this_pitch = np.abs(cand_r - fence)
         grown = ok & (this_pitch > 1.6 * prev_pitch)
         if k > 0 and grown.any():
             # widened smoothly onto a groove as clear as the last turn's (a band spacer,
