@@ -5,7 +5,8 @@ vinyl of every size; programmes of 5 s to 5 min anywhere on the disc; every pitc
 groove width, polarity, mirroring and film density; 1200-4800 dpi; a random selection
 of real flatbed habits). It is rendered to a file in a scratch folder (TIFF, or JPEG
 when the scanner writes JPEG), decoded from that file as a user would, scored against
-the groove velocity it was cut from (``groovescan.metrics.compare``, 100 Hz - 5 kHz),
+the groove velocity it was cut from (``groovescan.metrics.compare``, 100 Hz - 5 kHz;
+silent where the truth says the groove cannot be seen: off the image, off the film),
 and deleted. Prints one line a disc and, at the end, the failure rate, the skipped
 turns and the SNR distribution, overall, by kind and by habit.
 
@@ -42,6 +43,16 @@ from groovescan.stress import draw_disc, music  # noqa: E402
 SR = 44100
 
 
+def visible_velocity(truth):
+    """The groove velocity, silent where the groove cannot be seen (off the image, off
+    the film, in the hole): the decoder is right to mute those stretches, and is scored
+    on what the scan shows."""
+    velocity = np.array(truth.velocity, dtype=np.float64)
+    for start, stop in truth.gaps:
+        velocity[int(start * SR):int(np.ceil(stop * SR))] = 0.0
+    return velocity
+
+
 def run_disc(seed, scale, scratch, keep):
     """Render, decode and score one disc; a dict of what happened (never raises)."""
     disc = draw_disc(seed, scale=scale)
@@ -61,7 +72,7 @@ def run_disc(seed, scale, scratch, keep):
             result = decode(str(path), rpm=disc.rpm, sr=SR)
         out["decode_s"] = time.perf_counter() - t1
         g = result.geometry
-        c = metrics.compare(result.audio, truth.velocity, sr=SR, rpm=disc.rpm)
+        c = metrics.compare(result.audio, visible_velocity(truth), sr=SR, rpm=disc.rpm)
         out.update(
             ok=True, snr_db=c.snr_db, segmental_snr_db=c.segmental_snr_db, skips=int(c.n_skips),
             speed_error=c.speed_error, wow_percent=c.wow_percent,
