@@ -11,13 +11,16 @@ anything else on the scanner bed):
    the annulus. The grooves are periodic in radius, so the phase of each sector's profile
    at the groove frequency tells how far the grooves sit from the assumed centre, modulo
    one pitch. Around the disc that shift is ``a + b*theta + ex*cos(theta) + ey*sin(theta)
-   + R*q*cos(2*theta)``: ``b`` is the spiral (its sign is the handedness, ``2*pi*|b|`` the
-   pitch), ``(ex, ey)`` the centre error and ``q`` the X/Y scale mismatch of the scanner.
-   Two or three rounds of this least-squares fit converge to micrometres.
+   + R*q*cos(2*theta)``: ``b`` is the spiral (its sign is the handedness), ``(ex, ey)``
+   the centre error and ``q`` the X/Y scale mismatch of the scanner. Two or three rounds
+   of this least-squares fit converge to micrometres. The pitch is a spectral period of
+   the profiles; the drift over one turn, ``2*pi*|b|``, only says which: measured at a
+   period it is a whole number of that period (the grooves move on by one pitch), so it
+   names the harmonic, but it cannot measure the pitch, as it echoes the period assumed.
 
 Which half of a period is groove and which is land is decided by physics, not by
 brightness: the two walls of one groove carry the same modulation, the two edges of a
-land strip belong to different turns. See :func:`_groove_phase`.
+land strip belong to different turns. See :func:`_choose_groove`.
 """
 from __future__ import annotations
 
@@ -523,7 +526,6 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
         fit = _fit_band_shifts(data, centres_mm, pitch, crack)
         if round_ == n_rounds - 1 and crack is not None:
             crack = _register_piece(image, centre, px, r_outer, data, centres_mm, pitch, fit, crack)
-        turn_drift = 2 * np.pi * np.median(fit.slopes)
         # update centre (mm -> px) and the X/Y scales (q: relative radius excess along x)
         centre = centre + np.array([fit.ey / px[0], fit.ex / px[1]])
         if crack is not None:
