@@ -30,7 +30,7 @@ from scipy import ndimage
 from skimage.measure import ransac
 
 from .errors import NoGrooveError
-from .sampling import cpu_workers
+from .sampling import cpu_workers, sector_profiles
 
 __all__ = ["CoarseGeometry", "GrooveBlocks", "coarse_geometry", "groove_blocks"]
 
@@ -45,6 +45,8 @@ PEAK_SIGNIFICANCE = 25.0            # peak power / median power of a block's gro
 MAX_ANGLE_MISFIT = 0.05             # rad: a block's normal misses the centre by < ~3 degrees
 MIN_GROOVE_RADIUS_MM = 10.0         # no record has music this close to its centre
 MAX_DISC_RADIUS_MM = 170.0          # a 12-inch disc, with room to spare
+RING_REACH_MM = 3.0                 # the ring is registered this far past the blocks' ring
+RING_SECTORS = 360
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class CoarseGeometry:
     blocks : GrooveBlocks the consensus was taken from.
     inliers : (n,) bool, blocks whose normal passes through the centre (None if no centre).
     centre_given, radii_given : bool, whether the user supplied them.
+    scale_mismatch : float
+        ``q``: the grooved ring looked ``1 + q`` times wider along the columns than along
+        the rows (a flatbed's X and Y scales differ); 0 when not measured.
     """
 
     centre_px: tuple[float, float] | None
@@ -122,11 +127,18 @@ class CoarseGeometry:
     inliers: np.ndarray | None = field(default=None, repr=False)
     centre_given: bool = False
     radii_given: bool = False
+    scale_mismatch: float = 0.0
 
     @property
     def px_mm(self) -> float:
         """Nominal pixel size (mm) of the scan the blocks were measured in."""
         return self.blocks.px_mm
+
+    @property
+    def period_mm(self) -> float:
+        """The commonest groove period (mm) of the blocks facing the centre: the pitch
+        or one of its harmonics (NaN if no block is grooved)."""
+        return _commonest_period(self.blocks, self.inliers)
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -198,9 +210,11 @@ def _block_peaks(blocks, window, px_mm, period_range):
     sy = np.where(iy > size // 2, iy - size, iy)                 # signed row bin
     dy = _parabolic_offset(power[rows, (iy - 1) % size, ix], peak, power[rows, (iy + 1) % size, ix])
     dx = _parabolic_offset(power[rows, iy, ix - 1], peak, power[rows, iy, np.minimum(ix + 1, power.shape[2] - 1)])
-    # two bins nearer the origin along the peak's direction: outside its own main lobe
+    # nearer the origin along the peak's direction, at 0.7 of its frequency (at least two
+    # bins): outside the main lobe of grooves three periods wide or more (a short side's
+    # narrow ring), on the ridge of an edge or a line, which only rises towards 0
     bins = np.hypot(sy, ix)
-    shrink = np.clip(1.0 - 2.0 / np.maximum(bins, 1e-9), 0.0, 1.0)
+    shrink = np.clip(np.minimum(1.0 - 2.0 / np.maximum(bins, 1e-9), 0.7), 0.0, 1.0)
     below = power[rows, np.rint(sy * shrink).astype(int) % size, np.rint(ix * shrink).astype(int)]
     passed = lit & (significance >= PEAK_SIGNIFICANCE) & (below < 0.25 * peak)
     freq = np.stack([(sy + dy) / (size * px_mm), (ix + dx) / (size * px_mm)], axis=1)
@@ -350,6 +364,28 @@ def _consensus_centre(blocks: GrooveBlocks, image_shape, rng):
     return (float(centre[0] / px), float(centre[1] / px)), inliers
 
 
+def _facing(blocks: GrooveBlocks, centre_px):
+    """Which blocks' normals pass through ``centre_px`` (row, col)."""
+    if not blocks.count:
+        return np.zeros(0, bool)
+    points = np.stack([blocks.row_px, blocks.col_px], axis=1) * blocks.px_mm
+    centre = np.asarray(centre_px, dtype=np.float64) * blocks.px_mm
+    return _NormalsMeet(centre).residuals(points, blocks.normal) < MAX_ANGLE_MISFIT
+
+
+def _commonest_period(blocks: GrooveBlocks, inliers=None):
+    """The commonest groove period (mm) of the blocks (those facing the centre, if any
+    do): the pitch or one of its harmonics, enough to tell grooves from the rest."""
+    use = inliers if inliers is not None and inliers.any() else slice(None)
+    log_period = np.log(blocks.period_mm[use])
+    if log_period.size == 0:
+        return np.nan
+    bins = np.arange(log_period.min() - 0.02, log_period.max() + 0.04, 0.02)
+    counts, edges = np.histogram(log_period, bins, weights=np.sqrt(blocks.significance[use]))
+    k = int(np.argmax(ndimage.uniform_filter1d(counts, 3)))
+    return float(np.exp(0.5 * (edges[k] + edges[k + 1])))
+
+
 # ----------------------------------------------------------------------------- ring
 
 def _grooved_ring(blocks: GrooveBlocks, centre_px, inliers, ring_mm=1.0):
@@ -374,6 +410,101 @@ def _grooved_ring(blocks: GrooveBlocks, centre_px, inliers, ring_mm=1.0):
     weight = ndimage.sum(frac, labels, index=np.arange(1, n + 1))
     run = np.flatnonzero((labels == np.argmax(weight) + 1) & (frac > 0))
     return float(run[0] * ring_mm), float((run[-1] + 1) * ring_mm)
+
+
+# ----------------------------------------------------------------------------- registration
+
+def _ring_texture(image, centre_px, px, r_lo, r_hi, period_mm):
+    """Groove texture along the radius in each sector: the local strength of the
+    profile's component at the grooves' period (complex demodulation over four periods),
+    which densely packed grooves have and a lead-in's sparse turns, the film's picture
+    or an edge hardly do. Returns (sectors, radii) float32, the radii, the sector angles
+    and which sectors lie wholly on the image. ``px``: (row, col) pixel size, mm."""
+    step = max(min(px), min(OVERVIEW_PX_MM, period_mm / 4))
+    prof, radii, theta = sector_profiles(image, centre_px, px, r_lo, r_hi, RING_SECTORS, 4, step)
+    seen = np.isfinite(prof).all(axis=1)
+    prof = np.where(np.isfinite(prof), prof, np.nanmedian(prof) if seen.any() else 0.0)
+    smooth = ndimage.gaussian_filter1d(prof, max(1.0, 1.5 * period_mm / step), axis=1)
+    # contrast, so that the film's density cancels; nearly opaque film is no texture
+    floor = max(0.05 * float(np.median(smooth)), 1e-6)
+    detail = prof / np.maximum(smooth, floor) - 1.0
+    carrier = np.exp(-2j * np.pi * radii / period_mm)[None, :]
+    width = max(1.0, 4 * period_mm / step / 2.355)          # a Gaussian four periods wide (FWHM)
+    texture = np.hypot(ndimage.gaussian_filter1d((detail * carrier).real, width, axis=1),
+                       ndimage.gaussian_filter1d((detail * carrier).imag, width, axis=1))
+    return texture.astype(np.float32), radii, theta, seen
+
+
+def _lags(texture, reference, max_lag):
+    """Shift (samples) of each row of ``texture`` against ``reference`` that matches
+    them best (circular cross-correlation, zero-padded; sub-sample by a parabola), and
+    the correlation at that shift."""
+    n = texture.shape[1]
+    size = sp_fft.next_fast_len(2 * n)
+    a = texture - texture.mean(axis=1, keepdims=True)
+    b = reference - reference.mean()
+    corr = sp_fft.irfft(sp_fft.rfft(a, size, axis=1) * np.conj(sp_fft.rfft(b, size)), size, axis=1)
+    lags = np.r_[0:max_lag + 1, -max_lag:0]
+    values = corr[:, lags]
+    best = np.argmax(values, axis=1)
+    rows = np.arange(values.shape[0])
+    lag = lags[best].astype(np.float64)
+    inner = (best != max_lag) & (best != max_lag + 1)      # not at either end of the search
+    lo, mid, hi = values[rows, best - 1], values[rows, best], values[rows, (best + 1) % values.shape[1]]
+    denom = lo - 2 * mid + hi
+    lag += np.where(inner & (denom < 0), 0.5 * (lo - hi) / np.where(denom < 0, denom, -1.0), 0.0)
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum()) + 1e-30
+    return lag, mid / norm, inner
+
+
+def _register_ring(image, px_mm, centre_px, r_inner, r_outer, period_mm, n_rounds=2):
+    """The centre (row, col px) and X/Y scale mismatch that make the grooved ring round.
+
+    The centre from the blocks' normals is good to a fraction of a millimetre where many
+    blocks see grooves; a narrow ring (a short side: a few turns) gives only a few, far
+    from the centre, whose normals are uncertain by a degree or more. The ring itself is
+    a sharper mark: around the disc, the radius where groove texture begins and ends is
+    ``a + b*theta + ex*cos(theta) + ey*sin(theta) + R*q*cos(2*theta)`` (the spiral's
+    drift, the centre's error, the scanner's X/Y scale mismatch). Each sector's texture
+    profile is matched against their mean, the shifts fitted with robust weights.
+    Returns ``(centre_px, q)``, or None if the ring does not register (too little of it
+    on the image, or shifts that fit no ring).
+    """
+    centre = np.array(centre_px, dtype=np.float64)
+    q = 0.0
+    lo = max(r_inner - RING_REACH_MM, 0.5 * MIN_GROOVE_RADIUS_MM)
+    hi = r_outer + RING_REACH_MM
+    radius = 0.5 * (r_inner + r_outer)
+    for _ in range(n_rounds):
+        px = (px_mm * (1 + q), px_mm * (1 - q))
+        texture, radii, theta, seen = _ring_texture(image, centre, px, lo, hi, period_mm)
+        if seen.sum() < 0.25 * theta.size:
+            return None
+        step = radii[1] - radii[0]
+        max_lag = int(RING_REACH_MM / step)
+        reference = np.median(texture[seen], axis=0)
+        for _ in range(2):                      # the mean of the aligned profiles
+            lag, corr, inner = _lags(texture, reference, max_lag)
+            use = seen & inner & (corr > 0.3)
+            if use.sum() < 0.25 * theta.size:
+                return None
+            aligned = [np.interp(radii + l * step, radii, t) for l, t in zip(lag[use], texture[use])]
+            reference = np.median(aligned, axis=0)
+        shift = lag * step
+        design = np.stack([np.ones_like(theta), theta, np.cos(theta), np.sin(theta),
+                           radius * np.cos(2 * theta)], axis=1)[use]
+        weights = corr[use] ** 2
+        target = shift[use]
+        for _ in range(6):                      # Cauchy weights: sectors with a scratch, a label edge
+            coef, *_ = np.linalg.lstsq(design * np.sqrt(weights)[:, None], target * np.sqrt(weights), rcond=None)
+            resid = target - design @ coef
+            scale = max(1.4826 * float(np.median(np.abs(resid))), 0.5 * step)
+            weights = corr[use] ** 2 / (1.0 + (resid / (3 * scale)) ** 2)
+        if scale > 0.25 * RING_REACH_MM or np.hypot(coef[2], coef[3]) > RING_REACH_MM:
+            return None
+        centre = centre + np.array([coef[3] / px[0], coef[2] / px[1]])
+        q = q + coef[4]
+    return (float(centre[0]), float(centre[1])), float(q)
 
 
 def coarse_geometry(image, px_mm, *, centre_px=None, radii_mm=None, pitch_mm=None, seed=0) -> CoarseGeometry:
@@ -415,9 +546,7 @@ def coarse_geometry(image, px_mm, *, centre_px=None, radii_mm=None, pitch_mm=Non
                    "is this a record scan, and is the dpi right? (--dpi)", found)
     if given_centre:
         centre = (float(centre_px[0]), float(centre_px[1]))
-        points = np.stack([blocks.row_px, blocks.col_px], axis=1) * px_mm
-        inliers = (_NormalsMeet(np.array(centre) * px_mm).residuals(points, blocks.normal)
-                   < MAX_ANGLE_MISFIT) if blocks.count else np.zeros(0, bool)
+        inliers = _facing(blocks, centre)
     else:
         centre, inliers = _consensus_centre(blocks, image.shape, np.random.default_rng(seed))
         if centre is None:
@@ -425,11 +554,16 @@ def coarse_geometry(image, px_mm, *, centre_px=None, radii_mm=None, pitch_mm=Non
                        "in the scan does not face one point. If this is a record scan, give the "
                        "spiral centre (--centre ROW,COL) or check --dpi", found)
     found = CoarseGeometry(centre, np.nan, np.nan, blocks, inliers, given_centre, radii_mm is not None)
-    if radii_mm is not None:
-        return CoarseGeometry(centre, float(radii_mm[0]), float(radii_mm[1]), blocks, inliers,
-                              given_centre, True)
-    ring = _grooved_ring(blocks, centre, inliers) if inliers.any() else None
+    ring = tuple(radii_mm) if radii_mm is not None else _grooved_ring(blocks, centre, inliers)
     if ring is None:
         raise fail("no ring of grooves found around the spiral centre; give the grooved radii "
                    "(--radii R1-R2, mm) if the grooves are faint", found)
-    return CoarseGeometry(centre, ring[0], ring[1], blocks, inliers, given_centre, False)
+    q = 0.0
+    registered = _register_ring(image, px_mm, centre, *ring, _commonest_period(blocks, inliers))
+    if registered is not None:
+        centre, q = registered
+        inliers = _facing(blocks, centre)
+        if radii_mm is None:
+            ring = _grooved_ring(blocks, centre, inliers) or ring
+    return CoarseGeometry(centre, float(ring[0]), float(ring[1]), blocks, inliers, given_centre,
+                          radii_mm is not None, q)

@@ -35,7 +35,7 @@ from .crack import (Crack, break_edges, find_break, fit_offset, motion_from_edge
                     roll_to_arc_start, turn_from_edges)
 from .errors import NoGrooveError, ParameterError
 from .fixedpattern import FixedPattern, measure_fixed_pattern
-from .sampling import sample, sample_compact
+from .sampling import sample, sector_profiles
 
 __all__ = ["DiscGeometry", "check_hints", "find_geometry"]
 
@@ -116,24 +116,6 @@ class DiscGeometry:
 
 # ----------------------------------------------------------------------------- fine
 
-def _band_profiles(image, centre_px, px_mm, r_lo, r_hi, n_sectors, lines_per_sector, step_mm):
-    """Sector-averaged radial profiles: (n_sectors, n_radii), radii, sector angles."""
-    radii = np.arange(r_lo, r_hi, step_mm)
-    sector_theta = (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
-    offsets = (np.arange(lines_per_sector) + 0.5) / lines_per_sector - 0.5
-    theta = (sector_theta[:, None] + offsets[None, :] * 2 * np.pi / n_sectors).ravel()
-    rows = (centre_px[0] + radii[None, :] * np.sin(theta)[:, None] / px_mm[0]).astype(np.float32)
-    cols = (centre_px[1] + radii[None, :] * np.cos(theta)[:, None] / px_mm[1]).astype(np.float32)
-    # a ring's bounding box is mostly empty: read it as a few dozen compact wedges
-    values = np.empty(rows.shape, np.float32)
-    per_wedge = max(1, rows.shape[0] // 48)
-    for start in range(0, rows.shape[0], per_wedge):
-        part = slice(start, start + per_wedge)
-        values[part] = sample_compact(image, rows[part], cols[part], interpolation="linear")
-    values = values.reshape(n_sectors, lines_per_sector, radii.size)
-    return np.nanmean(values, axis=1), radii, sector_theta
-
-
 def _detrend(profiles, radii, pitch_guess_mm):
     """Remove brightness varying slower than the grooves (the X-ray picture)."""
     step = radii[1] - radii[0]
@@ -148,27 +130,36 @@ def _detrend(profiles, radii, pitch_guess_mm):
     return profiles / np.maximum(smooth, max(floor, 1e-6)) - 1.0
 
 
-def _pitch_candidates(profiles, step_mm, p_min=0.06, p_max=0.6, n=5):
-    """Periods (mm) of the strongest peaks of the mean power spectrum, strongest first."""
-    x = profiles - profiles.mean(axis=1, keepdims=True)
+def _pitch_candidates(profiles, step_mm, p_min=0.03, p_max=0.6, n=8):
+    """Spectral peaks of the sectors' profiles, strongest first: (periods mm, powers).
+
+    The power spectrum is the median over the sectors that lie on the image: grooves
+    are there all round the disc, while a lead-in's changing pitch, a scratch or the
+    X-ray picture hold a period in a few sectors only.
+    """
+    on_image = np.isfinite(profiles).all(axis=1)
+    if on_image.sum() < 3:
+        return [], []
+    x = profiles[on_image] - profiles[on_image].mean(axis=1, keepdims=True)
     x = x * np.hanning(x.shape[1])[None, :]
     nfft = 8 * int(2 ** np.ceil(np.log2(x.shape[1])))
-    power = np.nanmean(np.abs(np.fft.rfft(np.nan_to_num(x), nfft, axis=1)) ** 2, axis=0)
+    power = np.median(np.abs(np.fft.rfft(x, nfft, axis=1)) ** 2, axis=0)
     freqs = np.fft.rfftfreq(nfft, step_mm)
-    ok = (freqs > 1 / p_max) & (freqs < 1 / p_min)
+    ok = (freqs > 1 / p_max) & (freqs < min(1 / p_min, 0.4 / step_mm))
     if not ok.any():
-        return []
+        return [], []
     band = np.where(ok, power, 0.0)
     peaks = np.flatnonzero(ok & (band >= np.roll(band, 1)) & (band >= np.roll(band, -1)) & (band > 0))
     peaks = peaks[np.argsort(band[peaks])[::-1][:n]]
-    periods = []
+    periods, powers = [], []
     for k in peaks[peaks > 1]:
+        powers.append(float(power[k]))
         if 0 < k < power.size - 1:
             a, b, c = np.log(power[k - 1:k + 2] + 1e-30)
             # the vertex of the parabola through the peak's bins: within half a bin
             k = k + np.clip(0.5 * (a - c) / min(a - 2 * b + c, -1e-12), -0.5, 0.5)
         periods.append(1.0 / (k * (freqs[1] - freqs[0])))
-    return periods
+    return periods, powers
 
 
 def _groove_shift(profiles, radii, pitch_mm, use=None):
@@ -183,18 +174,40 @@ def _groove_shift(profiles, radii, pitch_mm, use=None):
     """
     window = np.hanning(radii.size)
     phasor = np.exp(-2j * np.pi * radii / pitch_mm) * window
+    on_image = np.isfinite(profiles).all(axis=1)
     coeff = np.nan_to_num(profiles) @ phasor
     strength = np.abs(coeff)
-    good = strength > 0.3 * np.median(strength)
+    good = on_image & (strength > 0.3 * np.median(strength[on_image] if on_image.any() else strength))
     if use is not None:
         good &= use
     phase = np.zeros(coeff.size)
     if good.sum() >= 2:
         raw = np.angle(coeff[good])
         smooth = np.unwrap(np.angle(ndimage.uniform_filter1d(coeff[good], 5, mode="wrap")))
+        smooth = _unwrap_across_gaps(smooth, np.flatnonzero(good))
         phase[good] = smooth + np.angle(np.exp(1j * (raw - smooth)))
         phase[~good] = np.interp(np.flatnonzero(~good), np.flatnonzero(good), phase[good])
     return -phase * pitch_mm / (2 * np.pi), np.where(good, strength, 0.0)
+
+
+def _unwrap_across_gaps(phase, sector, min_gap=4, reach=15):
+    """``phase`` (unwrapped, of the sectors numbered ``sector``, increasing) with each
+    stretch after a gap of more than ``min_gap`` sectors moved by whole turns of phase
+    to continue the trend on both sides of the gap.
+
+    Across a gap (the image's edge cutting the disc, dark film) the phase moves on with
+    the spiral and with the centre's error; unwrapped as if the sectors were neighbours,
+    a change of more than half a period would be taken the wrong way round.
+    """
+    phase = phase.copy()
+    for g in np.flatnonzero(np.diff(sector) > min_gap):
+        slopes = []
+        for part in (slice(max(0, g + 1 - reach), g + 1), slice(g + 1, g + 1 + reach)):
+            if phase[part].size >= 3:
+                slopes.append(np.polyfit(sector[part], phase[part], 1)[0])
+        predicted = phase[g] + (np.mean(slopes) if slopes else 0.0) * (sector[g + 1] - sector[g])
+        phase[g + 1:] += 2 * np.pi * np.round((predicted - phase[g + 1]) / (2 * np.pi))
+    return phase
 
 
 @dataclass(frozen=True)
@@ -262,7 +275,7 @@ def _annulus(image, centre, px, r_inner, r_outer, step, pitch, n_lines=90, reach
     range of any groove at all (lead-in, run-out).
     """
     lo, hi = max(r_inner - reach_mm, 2 * step), r_outer + reach_mm
-    prof, radii, _ = _band_profiles(image, centre, px, lo, hi, n_lines, 8, step)
+    prof, radii, _ = sector_profiles(image, centre, px, lo, hi, n_lines, 8, step)
     flat = np.nan_to_num(_detrend(prof, radii, pitch))
     width = max(3, int(0.5 / step))
     carrier = np.exp(-2j * np.pi * radii / pitch)[None, :]
@@ -354,12 +367,14 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
     amount. A groove's profile is no sine, so the music's pitch shows as a peak and as
     its harmonics; a single turn of other pitch in the band (a band spacer, the start
     of a run-out) confirms its own pitch but brings few harmonics. Of the confirmed
-    pitches whose spiral fits about as well as the best, the one that most peaks are
-    harmonics of wins. The music's pitch is never coarser than ``MAX_MUSIC_PITCH_MM``
+    pitches whose spiral fits about as well as the best and whose peak is about as
+    strong, the one that most peaks are harmonics of wins. The music's pitch is never coarser than ``MAX_MUSIC_PITCH_MM``
     (a lead-in's or run-out's is); a user's ``pitch_hint`` narrows it to within 20 %.
     """
     prof, radii, _ = band
-    periods = sorted(set(np.round(_pitch_candidates(_detrend(prof, radii, 0.3), step), 5)))
+    found, found_power = _pitch_candidates(_detrend(prof, radii, 0.3), step)
+    strength = dict(zip(np.round(found, 5), found_power))
+    periods = sorted(strength)
     if pitch_hint is not None:
         near = [p for p in periods if _near_harmonic(pitch_hint / p, 0.2)]
         periods = near or [pitch_hint]
@@ -369,7 +384,7 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
             return abs(pitch / pitch_hint - 1) < 0.2
         return pitch <= MAX_MUSIC_PITCH_MM
 
-    confirmed = []                               # (pitch, misfit, score) per confirmed peak
+    confirmed = []                   # (pitch, misfit, score, peak power) per confirmed peak
     for period in periods:
         fit = _fit_band_shifts([band], [radius], period, crack)
         drift = abs(2 * np.pi * fit.slopes[0])
@@ -382,7 +397,7 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
             if not admissible(pitch):
                 continue
             misfit = fit.rms / (period * harmonic)
-            confirmed.append((pitch, misfit, -misfit - 0.05 * harmonic))
+            confirmed.append((pitch, misfit, -misfit - 0.05 * harmonic, strength.get(period, 0.0)))
     if not confirmed:
         return np.nan
 
@@ -392,10 +407,14 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
         return int(np.sum((order >= 1) & (order <= 3) & (np.abs(ratio - order) < 0.1 * order)))
 
     # only spirals that fit the grooves about as well as the best one are in the vote:
-    # a peak of the film's texture can drift by its period by chance, but fits badly
+    # a peak of the film's texture can drift by its period by chance, but fits badly.
+    # And only peaks of comparable power: a short side's few turns make a grating of
+    # finite width, whose spectral side lobes (a fifth of the peak or less) drift by
+    # their own period as well, and bring each other as "harmonics"
     best_misfit = min(c[1] for c in confirmed)
-    candidates = [c for c in confirmed if c[1] <= 2 * best_misfit]
-    pitch, _, _ = max(candidates, key=lambda c: (harmonics_of(c[0]), c[2]))
+    strongest = max(c[3] for c in confirmed)
+    candidates = [c for c in confirmed if c[1] <= 2 * best_misfit and c[3] >= 0.3 * strongest]
+    pitch = max(candidates or confirmed, key=lambda c: (harmonics_of(c[0]), c[2]))[0]
     return float(pitch)
 
 
@@ -419,8 +438,8 @@ def _consistent_bands(data, band_radii, step, crack=None, pitch_hint=None):
 
 def _strongest_period(data, step):
     """The first band's strongest spectral period (mm), or NaN if it has none."""
-    candidates = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
-    return candidates[0] if candidates else np.nan
+    periods, _ = _pitch_candidates(_detrend(data[0][0], data[0][1], 0.3), step)
+    return periods[0] if periods else np.nan
 
 
 def _find_break(data, pitch, step, crack):
@@ -463,23 +482,11 @@ def _pitch_and_break(data, band_radii, step, pitch_hint=None):
     return pitch, keep, crack
 
 
-def _block_period(coarse: CoarseGeometry):
-    """The commonest groove period (mm) of the blocks facing the centre: the pitch or
-    one of its harmonics, enough to tell grooves from the rest along a radius."""
-    blocks = coarse.blocks
-    use = coarse.inliers if coarse.inliers is not None and coarse.inliers.any() else slice(None)
-    log_period = np.log(blocks.period_mm[use])
-    if log_period.size == 0:
-        return np.nan
-    bins = np.arange(log_period.min() - 0.02, log_period.max() + 0.04, 0.02)
-    counts, edges = np.histogram(log_period, bins, weights=np.sqrt(blocks.significance[use]))
-    k = int(np.argmax(ndimage.uniform_filter1d(counts, 3)))
-    return float(np.exp(0.5 * (edges[k] + edges[k + 1])))
-
-
 def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rounds=3):
     centre = np.array(coarse.centre_px, dtype=np.float64)
-    px = np.array(px_nominal, dtype=np.float64)
+    q = coarse.scale_mismatch
+    px = np.array(px_nominal, dtype=np.float64) * np.array([1 + q, 1 - q])
+    px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
     r_inner, r_outer = coarse.r_inner_mm, coarse.r_outer_mm
     pitch = np.nan
     step = min(px) / 2
@@ -487,7 +494,7 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
     bands_range = (r_inner, r_outer)
     # the user's radii bound the grooves; found ones reach half a block past them
     reach = 0.0 if coarse.radii_given else 3.0
-    period = pitch_hint or _block_period(coarse)
+    period = pitch_hint or coarse.period_mm
     if np.isfinite(period):
         # the bands go where the grooves are densely periodic: not on the lead-in
         bands_range, _ = _annulus(image, centre, px, r_inner, r_outer, step, period, reach_mm=reach)
@@ -501,7 +508,7 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             centres_mm, width = _choose_bands(*dense)
             if not coarse.radii_given:
                 r_inner, r_outer = extent
-        data = [_band_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
+        data = [sector_profiles(image, centre, px, rc - width / 2, rc + width / 2, 720, 4, step)
                 for rc in centres_mm]
         if round_ == 0:
             # the period the spiral confirms (its drift over a turn is one pitch), and

@@ -102,6 +102,46 @@ def sample_compact(image, rows, cols, *, interpolation="cubic", max_box_px=1 << 
     return out
 
 
+def sector_profiles(image, centre_px, px_mm, r_lo, r_hi, n_sectors, lines_per_sector, step_mm):
+    """Radial profiles averaged over narrow sectors around a centre.
+
+    Parameters
+    ----------
+    image : (H, W) array_like
+    centre_px : (row, col) of the centre, pixels.
+    px_mm : (row, col) pixel size, mm.
+    r_lo, r_hi, step_mm : radii ``arange(r_lo, r_hi, step_mm)`` (mm).
+    n_sectors : sectors of ``2 pi / n_sectors``, the first centred on half a sector
+        past theta = 0 (``docs/conventions.md``: theta turns from the columns' axis
+        towards the rows').
+    lines_per_sector : radial lines averaged in each sector, spread across it.
+
+    Returns
+    -------
+    profiles : (n_sectors, n_radii) float32, NaN where no line of the sector is on the image.
+    radii : (n_radii,) float64, mm.
+    sector_theta : (n_sectors,) float64, rad.
+    """
+    radii = np.arange(r_lo, r_hi, step_mm)
+    sector_theta = (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
+    offsets = (np.arange(lines_per_sector) + 0.5) / lines_per_sector - 0.5
+    theta = (sector_theta[:, None] + offsets[None, :] * 2 * np.pi / n_sectors).ravel()
+    rows = (centre_px[0] + radii[None, :] * np.sin(theta)[:, None] / px_mm[0]).astype(np.float32)
+    cols = (centre_px[1] + radii[None, :] * np.cos(theta)[:, None] / px_mm[1]).astype(np.float32)
+    # a ring's bounding box is mostly empty: read it as a few dozen compact wedges
+    values = np.empty(rows.shape, np.float32)
+    per_wedge = max(1, rows.shape[0] // 48)
+    for start in range(0, rows.shape[0], per_wedge):
+        part = slice(start, start + per_wedge)
+        values[part] = sample_compact(image, rows[part], cols[part], interpolation="linear")
+    values = values.reshape(n_sectors, lines_per_sector, radii.size)
+    seen = np.isfinite(values)
+    total = np.where(seen, values, 0).sum(axis=1)
+    count = seen.sum(axis=1)
+    profiles = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    return profiles, radii, sector_theta
+
+
 def _remap_in_place(box):
     """Whether OpenCV may interpolate ``box`` in its stored type without harm.
 
