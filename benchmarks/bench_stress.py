@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))     # the indie renderer
 
 from groovescan import decode, metrics, synth  # noqa: E402
 from groovescan.stress import draw_disc, music  # noqa: E402
@@ -53,40 +54,84 @@ def visible_velocity(truth):
     return velocity
 
 
-def run_disc(seed, scale, scratch, keep):
-    """Render, decode and score one disc; a dict of what happened (never raises)."""
+def render_own(seed, scale, scratch):
+    """A disc of :func:`groovescan.stress.draw_disc`, rendered by groovescan's renderer."""
     disc = draw_disc(seed, scale=scale)
-    out = dict(seed=seed, kind=disc.kind, habits=list(disc.habits), describe=disc.describe(),
-               duration_s=disc.duration_s, dpi=disc.options["dpi"])
     suffix = ".jpg" if disc.options.get("jpeg_quality") else ".tif"
     path = Path(scratch) / f"stress_{scale}_{seed:04d}{suffix}"
+    truth = synth.render_scan_to_file(path, music(disc.duration_s, sr=SR, seed=seed), sr=SR, seed=seed,
+                                      overwrite=True, **disc.options)
+    return dict(path=path, rpm=disc.rpm, reference=visible_velocity(truth), max_delay_s=2.0,
+                kind=disc.kind, habits=list(disc.habits), describe=disc.describe(), dpi=disc.options["dpi"],
+                duration_s=disc.duration_s, image_shape=list(truth.image_shape), centre_px=truth.centre_px,
+                pitch_mm=truth.pitch_mm, polarity=truth.polarity, direction=truth.direction,
+                truth_turns=truth.n_turns)
+
+
+def render_indie(seed, scale, scratch):
+    """A disc of ``tests/indie_scanner.py``: an independent renderer with its own models
+    of the groove, the light and the scanner (JPEG, PNG or TIFF files)."""
+    import indie_scanner as indie
+    spec = indie.random_disc(seed, scale=scale)
+    render = spec["render"]
+    suffix = ".jpg" if render.get("jpeg_quality") else (".png" if seed % 3 == 1 else ".tif")
+    path = Path(scratch) / f"indie_{scale}_{seed:04d}{suffix}"
+    indie.main(["--seed", str(seed), "--scale", scale, "-o", str(path), "--quiet", "--no-check"])
+    truth = indie.load_truth(path.with_suffix(".truth.npz"))
+    path.with_suffix(".truth.npz").unlink()
+    habits = sorted(k for k, v in truth["habits"].items() if k in INDIE_HABITS and v)
+    describe = (f"{spec['kind']} {2 * truth['disc']['radius_mm']:.0f} mm, {truth['duration_s']:.0f} s at "
+                f"{truth['rpm']:.2f} rpm, r {truth['r_start_mm']:.1f}->{truth['r_end_mm']:.1f} mm, pitch "
+                f"{truth['pitch_mm'] * 1000:.0f} um, {truth['mode'][:5]}, {render['dpi']:.0f} dpi {suffix[1:]}; "
+                + ", ".join(habits))
+    return dict(path=path, rpm=truth["rpm"], reference=np.asarray(truth["velocity"], np.float64),
+                max_delay_s=truth["lead_in_s"] + 2.0, kind=spec["kind"], habits=habits, describe=describe,
+                dpi=render["dpi"], duration_s=truth["duration_s"], image_shape=list(truth["shape"]),
+                centre_px=truth["centre_px"], pitch_mm=truth["pitch_mm"], polarity=truth["polarity"],
+                direction=truth["direction"], truth_turns=np.nan)
+
+
+#: the indie renderer's habits reported by name (numbers, or flags, that are off at 0)
+INDIE_HABITS = ("col_gain_rms", "row_gain_rms", "col_offset_rms", "lamp_drift", "seam_gain", "gamma",
+                "unsharp", "jpeg_quality", "glass_dust", "newton_rings", "xy_scale_error", "mirrored")
+RENDERERS = {"groovescan": render_own, "indie": render_indie}
+
+
+def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
+    """Render, decode and score one disc; a dict of what happened (never raises)."""
+    out = dict(seed=seed, renderer=renderer)
     t0 = time.perf_counter()
+    case = None
     try:
-        audio = music(disc.duration_s, sr=SR, seed=seed)
-        truth = synth.render_scan_to_file(path, audio, sr=SR, seed=seed, overwrite=True, **disc.options)
+        case = RENDERERS[renderer](seed, scale, scratch)
+        out.update({k: case[k] for k in ("kind", "habits", "describe", "duration_s", "dpi", "image_shape")})
         out["render_s"] = time.perf_counter() - t0
-        out["image_shape"] = list(truth.image_shape)
         t1 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = decode(str(path), rpm=disc.rpm, sr=SR)
+            result = decode(str(case["path"]), rpm=case["rpm"], sr=SR)
         out["decode_s"] = time.perf_counter() - t1
         g = result.geometry
-        c = metrics.compare(result.audio, visible_velocity(truth), sr=SR, rpm=disc.rpm)
+        c = metrics.compare(result.audio, case["reference"], sr=SR, rpm=case["rpm"],
+                            max_delay_s=case["max_delay_s"])
+        centre_error = (np.array(g.centre_px) - np.array(case["centre_px"])) * np.array(g.px_mm)
         out.update(
             ok=True, snr_db=c.snr_db, segmental_snr_db=c.segmental_snr_db, skips=int(c.n_skips),
             speed_error=c.speed_error, wow_percent=c.wow_percent,
-            followed=result.track.followed_fraction, n_turns=result.track.n_turns, truth_turns=truth.n_turns,
-            centre_error_mm=float(np.hypot(*((np.array(g.centre_px) - truth.centre_px) * np.array(g.px_mm)))),
-            pitch_error=g.pitch_mm / truth.pitch_mm - 1, polarity_ok=g.polarity == truth.polarity,
-            direction_ok=g.direction == truth.direction, gaps=len(result.report.gaps),
+            followed=result.track.followed_fraction, n_turns=result.track.n_turns,
+            truth_turns=case["truth_turns"], centre_error_mm=float(np.hypot(*centre_error)),
+            pitch_error=g.pitch_mm / case["pitch_mm"] - 1, polarity_ok=case["polarity"] in (g.polarity, "weak"),
+            direction_ok=g.direction == case["direction"], gaps=len(result.report.gaps),
             clicks=result.report.n_clicks)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports failures and goes on
+        out.setdefault("describe", f"{renderer} disc {seed}")
+        out.setdefault("habits", [])
+        out.setdefault("kind", "?")
         out.update(ok=False, error=f"{type(exc).__name__}: {exc}",
                    where=traceback.format_exc(limit=-3).strip().splitlines()[-3:])
     finally:
-        if not keep:
-            path.unlink(missing_ok=True)
+        if case is not None and not keep:
+            case["path"].unlink(missing_ok=True)
     out["total_s"] = time.perf_counter() - t0
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -141,6 +186,8 @@ def main(argv=None):
     parser.add_argument("--first", type=int, default=0, help="first seed")
     parser.add_argument("--only", help="comma-separated seeds to run instead")
     parser.add_argument("--scale", choices=("full", "small"), default="full")
+    parser.add_argument("--renderer", choices=sorted(RENDERERS), default="groovescan",
+                        help="groovescan's own renderer, or the independent one in tests/indie_scanner.py")
     parser.add_argument("--jobs", type=int, default=2, help="discs at a time (processes)")
     parser.add_argument("--out", default="stress.jsonl", help="results, one JSON line a disc")
     parser.add_argument("--resume", action="store_true", help="skip seeds already in --out")
@@ -160,7 +207,7 @@ def main(argv=None):
     scratch = args.scratch or tempfile.mkdtemp(prefix="groovescan_stress_")
     results = list(previous)
     with open(args.out, "a" if args.resume else "w") as log, ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_disc, s, args.scale, scratch, args.keep) for s in seeds]
+        futures = [pool.submit(run_disc, s, args.scale, scratch, args.keep, args.renderer) for s in seeds]
         for future in as_completed(futures):
             r = future.result()
             results.append(r)
