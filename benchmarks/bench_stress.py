@@ -13,6 +13,8 @@ turns and the SNR distribution, overall, by kind and by habit.
     python benchmarks/bench_stress.py                      # 200 discs, 2 at a time
     python benchmarks/bench_stress.py --discs 20 --scale small
     python benchmarks/bench_stress.py --only 17,42 --keep  # rerun two, keep their scans
+    python benchmarks/bench_stress.py --renderer indie --scale small --discs 20
+                                       # discs of the independent renderer (tests/indie_scanner.py)
     python benchmarks/bench_stress.py --summary stress.jsonl   # the summary of a past run
 
 A failure is a decode that raised, or no audio. Results go to ``--out`` (JSON lines),
@@ -54,7 +56,7 @@ def visible_velocity(truth):
     return velocity
 
 
-def render_own(seed, scale, scratch):
+def render_own(seed, scale, scratch, keep=False):
     """A disc of :func:`groovescan.stress.draw_disc`, rendered by groovescan's renderer."""
     disc = draw_disc(seed, scale=scale)
     suffix = ".jpg" if disc.options.get("jpeg_quality") else ".tif"
@@ -68,7 +70,7 @@ def render_own(seed, scale, scratch):
                 truth_turns=truth.n_turns)
 
 
-def render_indie(seed, scale, scratch):
+def render_indie(seed, scale, scratch, keep=False):
     """A disc of ``tests/indie_scanner.py``: an independent renderer with its own models
     of the groove, the light and the scanner (JPEG, PNG or TIFF files)."""
     import indie_scanner as indie
@@ -78,7 +80,8 @@ def render_indie(seed, scale, scratch):
     path = Path(scratch) / f"indie_{scale}_{seed:04d}{suffix}"
     indie.main(["--seed", str(seed), "--scale", scale, "-o", str(path), "--quiet", "--no-check"])
     truth = indie.load_truth(path.with_suffix(".truth.npz"))
-    path.with_suffix(".truth.npz").unlink()
+    if not keep:
+        path.with_suffix(".truth.npz").unlink()
     habits = sorted(k for k, v in truth["habits"].items() if k in INDIE_HABITS and v)
     describe = (f"{spec['kind']} {2 * truth['disc']['radius_mm']:.0f} mm, {truth['duration_s']:.0f} s at "
                 f"{truth['rpm']:.2f} rpm, r {truth['r_start_mm']:.1f}->{truth['r_end_mm']:.1f} mm, pitch "
@@ -103,7 +106,7 @@ def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
     t0 = time.perf_counter()
     case = None
     try:
-        case = RENDERERS[renderer](seed, scale, scratch)
+        case = RENDERERS[renderer](seed, scale, scratch, keep)
         out.update({k: case[k] for k in ("kind", "habits", "describe", "duration_s", "dpi", "image_shape")})
         out["render_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
