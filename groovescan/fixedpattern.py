@@ -29,7 +29,10 @@ import numpy as np
 
 __all__ = ["FixedPattern", "CorrectedImage", "measure_fixed_pattern"]
 
-_LINES = 1024              # the scan is averaged down to this many rows (columns) to fit columns (rows)
+# the scan is averaged down to this many rows (columns) to fit columns (rows): the
+# fit's noise hardly changes from 1024 (column gains measured against a rendered
+# truth: correlation 0.98 at 1024, 0.97 at 256), its time falls fivefold
+_LINES = 256
 # The neighbourhood a line is compared with: wider than a streak, narrow enough that the
 # scene is the same across it. (A wider one sees the disc's own structure, ~6 mm across,
 # as pattern: tried at 6 mm, it measured 5 % "gain" on a clean scan. So a sensor chip's
@@ -163,6 +166,20 @@ class _LineFit:
     level: float
 
 
+def _median_of_valid(values, valid):
+    """Median down each column of ``values`` over its ``valid`` entries (NaN where none).
+
+    np.nanmedian along an axis works column by column in Python: on a scan's 50 000
+    columns that took seconds a call. One sort of the whole array does it at once.
+    """
+    ordered = np.sort(np.where(valid, values, np.nan), axis=0)       # NaN sort last
+    count = valid.sum(axis=0)
+    cols = np.arange(values.shape[1])
+    low = ordered[np.maximum(count - 1, 0) // 2, cols]
+    high = ordered[count // 2, cols]
+    return np.where(count > 0, 0.5 * (low + high), np.nan)
+
+
 def _fit_lines(values, valid, half_width):
     """Robust per-line fit ``values = gain * neighbourhood + offset`` down the lines.
 
@@ -198,7 +215,7 @@ def _fit_lines(values, valid, half_width):
         gain = (sxy + ridge * my / np.maximum(mx, 1e-9)) / (sxx + ridge)
         offset = my - gain * mx
         resid = y - gain * x - offset
-        scale = 1.4826 * np.nanmedian(np.where(valid, np.abs(resid), np.nan), axis=0) + 1e-6 * level
+        scale = 1.4826 * _median_of_valid(np.abs(resid), valid) + 1e-6 * level
         u = resid / (4.685 * scale)
         w = prior * np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0).astype(np.float32)
     sw = w.sum(axis=0) + 1e-9
@@ -283,8 +300,8 @@ def measure_fixed_pattern(image, *, grooves=None, px_mm=None) -> FixedPattern:
 
     Notes
     -----
-    Peak memory: two float32 reductions of the scan, 1024 x cols and rows x 1024
-    (about 230 MB each for a 56 000 px side), and a few temporaries of that size.
+    Peak memory: two float32 reductions of the scan, 256 x cols and rows x 256
+    (about 57 MB each for a 56 000 px side), and a few temporaries of that size.
     Clipped pixels (at the image's extremes) are left out of the fit.
     """
     if px_mm is None:
