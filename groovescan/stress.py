@@ -6,7 +6,7 @@ it, its own pitch, groove width, polarity, mirroring and film density, scanned a
 1200-4800 dpi by a flatbed with a random selection of real scanners' habits (the whole
 bed in the image, streaks, lamp drift, chip seams, gamma-encoded 8 bit with clipped
 highlights, sharpening, JPEG, dust on the glass, Newton rings, focus varying over curled
-film). ``scale="small"`` draws the same variety on small, fast discs for the tests.
+film). ``scale="small"`` and ``"tiny"`` draw the same variety on small, fast discs.
 
 ``benchmarks/bench_stress.py`` renders, decodes and scores hundreds of them; the tests
 decode a small subset. Every draw depends only on its seed.
@@ -25,10 +25,30 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-__all__ = ["StressDisc", "draw_disc", "music"]
+__all__ = ["SCALES", "StressDisc", "draw_disc", "music"]
 
 #: A4 and US Letter scanner beds, (height, width) mm
 BEDS_MM = ((297.0, 210.0), (279.4, 215.9))
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """The sizes one scale draws from; grooves, scanners and habits are the same."""
+
+    disc_mm: tuple[float, float] | None       # None: the kind's real sizes
+    r_min_mm: float | None                    # None: 25 mm, or clear of the label
+    duration_s: tuple[float, float]
+    dpi: tuple[float, float]                  # vinyl from 2400 whatever the scale
+    bed_mm: tuple[float, float] | None        # None: A4 or US Letter
+    edge_mm: tuple[float, float] = (2.0, 6.0)  # blank film between the lead-in and the edge
+
+
+SCALES = {
+    "full": _Scale(None, None, (5.0, 300.0), (1200.0, 4800.0), None),
+    "small": _Scale((50.0, 80.0), 12.0, (3.0, 12.0), (1200.0, 2400.0), (90.0, 130.0)),
+    # for the default tests: a few seconds to render and decode each
+    "tiny": _Scale((44.0, 54.0), 9.0, (4.0, 7.0), (1600.0, 2000.0), (60.0, 80.0), (1.0, 3.0)),
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,7 @@ def _log_uniform(rng, lo, hi):
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
-def _record(rng, kind, small):
+def _record(rng, kind, scale):
     """Disc, groove and medium options of one kind of record."""
     if kind == "bone":
         # X-ray film, cut round by hand (7-9 in), home-lathe grooves, mostly transmission
@@ -113,8 +133,8 @@ def _record(rng, kind, small):
         o["groove_width_mm"] = min(rng.uniform(0.04, 0.06), 0.7 * o["pitch_mm"])
         rpm = 100 / 3 if lp else 45.0
         label = 50.0 if lp else 45.0
-    if small:                                           # same grooves on a small, fast disc
-        o["disc_diameter_mm"] = rng.uniform(50, 80)
+    if scale.disc_mm is not None:                       # same grooves on a small, fast disc
+        o["disc_diameter_mm"] = rng.uniform(*scale.disc_mm)
         o["hole_radius_mm"] = min(o["hole_radius_mm"], 3.0)
         label = None
     if o["mode"] == "reflective" and kind == "bone":
@@ -124,21 +144,21 @@ def _record(rng, kind, small):
     return o, rpm
 
 
-def _programme(rng, o, rpm, small):
+def _programme(rng, o, rpm, scale):
     """Duration and where on the disc it is cut: anywhere between the label (or r = 25
     mm) and the edge, as long as it fits; lead-in, lead-out and locked groove."""
     r_edge = o["disc_diameter_mm"] / 2 - o["outline_offset_mm"] - 1.5 * o["outline_irregularity_mm"]
-    r_min = 12.0 if small else max(25.0, (o["label_radius_mm"] or 0) + 3.0)
+    r_min = scale.r_min_mm or max(25.0, (o["label_radius_mm"] or 0) + 3.0)
     lead_in_turns = rng.uniform(0.0, 1.5)
     lead_in_pitch = rng.uniform(max(0.3, 1.5 * o["pitch_mm"]), 1.5)
-    r_max = r_edge - rng.uniform(2.0, 6.0) - 0.5 * lead_in_turns * lead_in_pitch
-    duration = _log_uniform(rng, 3.0, 12.0) if small else _log_uniform(rng, 5.0, 300.0)
+    r_max = r_edge - rng.uniform(*scale.edge_mm) - 0.5 * lead_in_turns * lead_in_pitch
+    duration = _log_uniform(rng, *scale.duration_s)
     width = duration * rpm / 60 * o["pitch_mm"]
-    room = r_max - r_min - 3.0                          # the run-out needs some room too
+    room = max(r_max - r_min - 3.0, 0.5)                # the run-out needs some room too
     if width > room:                                    # a long programme on a small disc
         duration *= room / width
         width = room
-    o["r_start_mm"] = float(rng.uniform(r_min + 3.0 + width, r_max))
+    o["r_start_mm"] = float(rng.uniform(r_min + 3.0 + width, max(r_max, r_min + 3.0 + width)))
     o["lead_in_turns"], o["lead_in_pitch_mm"] = lead_in_turns, lead_in_pitch
     if rng.random() < 0.5:
         o["lead_out_turns"] = rng.uniform(0.5, 1.5)
@@ -152,20 +172,21 @@ def _programme(rng, o, rpm, small):
     return float(duration)
 
 
-def _scanner(rng, o, kind, small):
+def _scanner(rng, o, kind, scale):
     """Resolution, optics and a random selection of flatbed habits; their names."""
     habits = []
-    lo_dpi = 2400 if kind == "vinyl" else 1200       # a 50 um groove is 2 px at 1200 dpi
-    hi_dpi = 2400 if small else 4800
+    lo_dpi = 2400 if kind == "vinyl" else scale.dpi[0]   # a 50 um groove is 2 px at 1200 dpi
+    hi_dpi = scale.dpi[1]
     o["dpi"] = float(round(_log_uniform(rng, lo_dpi, max(hi_dpi, lo_dpi)) / 100) * 100)
     o["psf_sigma_um"] = rng.uniform(4.0, 10.0)
-    scale = rng.uniform(-0.015, 0.015)
-    o["px_scale_error"] = (0.0, scale) if rng.random() < 0.5 else (scale, 0.0)
+    xy_error = rng.uniform(-0.015, 0.015)
+    o["px_scale_error"] = (0.0, xy_error) if rng.random() < 0.5 else (xy_error, 0.0)
     o["mirrored"] = bool(rng.random() < 0.3)
     o["bits"] = 16
     radius = o["disc_diameter_mm"] / 2
     if rng.random() < 0.4:                           # the whole bed, the disc anywhere on it
-        bed = BEDS_MM[rng.integers(2)] if not small else (rng.uniform(90, 130), rng.uniform(90, 130))
+        bed = BEDS_MM[rng.integers(2)] if scale.bed_mm is None else (rng.uniform(*scale.bed_mm),
+                                                                     rng.uniform(*scale.bed_mm))
         if rng.random() < 0.15:                      # ... even partly off it
             at = (rng.uniform(0.6, 1.0) * radius, rng.uniform(0.6, 1.0) * radius)
         else:
@@ -219,23 +240,25 @@ def draw_disc(seed: int, *, scale: str = "full") -> StressDisc:
     Parameters
     ----------
     seed : int
-    scale : {"full", "small"}
+    scale : {"full", "small", "tiny"}
         "full": real disc sizes, programmes of 5 s - 5 min, 1200-4800 dpi (vinyl from
         2400 dpi), whole A4/Letter beds. "small": the same grooves, scanners and habits
-        on 50-80 mm discs with 3-12 s programmes at 1200-2400 dpi and small beds, for tests.
+        on 50-80 mm discs with 3-12 s programmes at 1200-2400 dpi and small beds, for
+        benchmarks that run in minutes. "tiny": 44-54 mm discs, 4-7 s, 1600-2000 dpi
+        (vinyl 2400), for the default tests.
 
     Returns
     -------
     StressDisc
     """
-    if scale not in ("full", "small"):
-        raise ValueError(f"scale={scale!r}; use 'full' or 'small'")
-    small = scale == "small"
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}; use one of {', '.join(SCALES)}")
+    sizes = SCALES[scale]
     rng = np.random.default_rng([int(seed), 0x5eed])
     kind = str(rng.choice(["bone", "shellac", "vinyl"], p=[0.55, 0.25, 0.20]))
-    options, rpm = _record(rng, kind, small)
-    duration = _programme(rng, options, rpm, small)
-    habits = _scanner(rng, options, kind, small)
+    options, rpm = _record(rng, kind, sizes)
+    duration = _programme(rng, options, rpm, sizes)
+    habits = _scanner(rng, options, kind, sizes)
     options["rpm"] = float(rpm)
     options["theta_start"] = float(rng.uniform(0, 2 * math.pi))
     clean: dict[str, Any] = {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in options.items()}
