@@ -40,6 +40,9 @@ class DecodeReport:
     ``hints`` holds the geometry hints the caller gave :func:`decode`, as checked
     (``centre_px`` (row, col) px, ``radii_mm`` (inner, outer) mm, ``pitch_mm`` mm;
     only those given); empty when the geometry was found unaided.
+    ``off_image_fraction`` is the share of the tracked groove that lies outside the
+    image (a disc larger than the scan, or placed across its edge): it cannot be seen,
+    and is muted.
     """
 
     dpi: float
@@ -66,6 +69,7 @@ class DecodeReport:
     crack: Crack | None = None
     hints: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
+    off_image_fraction: float = 0.0
 
     @property
     def handedness(self) -> str:
@@ -84,7 +88,9 @@ class DecodeReport:
             f"grooved area    r = {self.r_inner_mm:.1f} .. {self.r_outer_mm:.1f} mm; "
             f"scanner X/Y scale differ by {self.scale_mismatch * 100:+.2f} %",
             f"turns           {self.n_turns:.1f}, {self.duration_s:.1f} s at {self.rpm:g} rpm",
-            f"followed        {self.followed_fraction * 100:.1f} % of the groove seen",
+            f"followed        {self.followed_fraction * 100:.1f} % of the groove seen"
+            + (f" ({self.off_image_fraction * 100:.0f} % of it lies off the image: the scan cuts the disc)"
+               if self.off_image_fraction >= 0.005 else ""),
             f"repaired        {self.n_clicks} clicks ({self.click_fraction * 100:.2f} % of samples)",
             f"position noise  {self.noise_um:.2f} um rms per wall (from wall disagreement)",
         ]
@@ -206,6 +212,18 @@ def _wall_noise_psd(walls: WallSignal, repaired, *, fs, sr, curve, band, nperseg
     half_difference[repaired | ~np.isfinite(half_difference)] = 0.0
     noise = groove_audio(half_difference, fs=fs, sr=sr, curve=curve, band=band)
     return signal.welch(noise, fs=sr, nperseg=nperseg)
+
+
+def _off_image_fraction(track: GrooveTrack, geometry: DiscGeometry, shape) -> float:
+    """Share of the tracked groove's points that lie outside an image of ``shape``."""
+    phi = np.arange(track.radius_mm.size) * (2 * np.pi / track.points_per_turn)
+    radius = track.radius_mm.ravel()
+    on_track = np.isfinite(radius)
+    if not on_track.any():
+        return 0.0
+    row, col = geometry.to_px(radius[on_track], track.theta_at(phi[on_track]))
+    outside = (row < -0.5) | (row > shape[0] - 0.5) | (col < -0.5) | (col > shape[1] - 0.5)
+    return float(outside.mean())
 
 
 def _runs(mask):
@@ -398,9 +416,12 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,
         n_clicks=n_clicks, click_fraction=float(click_mask.mean()) if click_mask.size else 0.0,
         gaps=tuple(gaps_s), noise_um=float(walls.noise_mm * 1000), denoise=denoise,
-        crack=geometry.crack, hints=hints, timings_s=timings)
+        crack=geometry.crack, hints=hints, timings_s=timings,
+        off_image_fraction=_off_image_fraction(track, geometry, scan.image.shape))
     if track.followed_fraction < 0.9 or gaps_s:
-        warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen; "
+        off_image = (f" ({report.off_image_fraction * 100:.0f} % of it lies off the image)"
+                     if report.off_image_fraction >= 0.005 else "")
+        warnings.warn(f"only {track.followed_fraction * 100:.0f} % of the groove was seen{off_image}; "
                       f"{len(gaps_s)} gap(s) muted — see the report", DecodeWarning, stacklevel=2)
     return DecodeResult(audio=audio, sr=int(sr), geometry=geometry, track=track, walls=walls,
                         displacement_m=repaired, fs=float(fs), click_mask=click_mask,
