@@ -17,6 +17,8 @@ anything else on the scanner bed):
    the profiles; the drift over one turn, ``2*pi*|b|``, only says which: measured at a
    period it is a whole number of that period (the grooves move on by one pitch), so it
    names the harmonic, but it cannot measure the pitch, as it echoes the period assumed.
+   A spectral period is the band's average, pulled by a lead-in or run-out in the band,
+   so the pitch given is the commonest spacing of neighbouring crests in the profiles.
 
 Which half of a period is groove and which is land is decided by physics, not by
 brightness: the two walls of one groove carry the same modulation, the two edges of a
@@ -50,7 +52,8 @@ class DiscGeometry:
     px_mm : (row, col) pixel size in mm that makes the grooves circular; their
         geometric mean equals the file's nominal pixel size.
     direction : +1 if the groove, played outside-in, turns towards +theta, else -1.
-    pitch_mm : groove pitch (radial distance between turns) in the main band.
+    pitch_mm : the music's groove pitch (radial distance between turns), where the
+        bands lie; :attr:`GrooveTrack.turn_spacing_mm` measures it on the followed groove.
     polarity : "dark" if the groove walls are darker than the land, else "bright".
     r_inner_mm, r_outer_mm : radii bounding the grooved annulus.
     profile : one period of the mean radial profile, groove centre in the middle,
@@ -128,6 +131,56 @@ def _detrend(profiles, radii, pitch_guess_mm):
     # where the film is nearly opaque only noise is left: do not blow it up into grooves
     floor = 0.05 * np.nanmedian(smooth) if np.isfinite(smooth).any() else 1e-6
     return profiles / np.maximum(smooth, max(floor, 1e-6)) - 1.0
+
+
+def music_spacing(spacings) -> float:
+    """The music's pitch among distances from one groove to the next (mm), NaN if none.
+
+    A lead-in and a run-out are wider than the music and their spacing changes from
+    turn to turn, while the music's stays within the lathe's drift: on a short side
+    they may be most of the grooves, but the music is the densest cluster. Its pitch is
+    the median of the cluster around the mode (in 2 % steps).
+    """
+    spacings = np.asarray(spacings, dtype=np.float64)
+    spacings = np.log(spacings[np.isfinite(spacings) & (spacings > 0)])
+    if not spacings.size:
+        return float("nan")
+    counts, edges = np.histogram(spacings, bins=max(1, int(np.ptp(spacings) / 0.02)))
+    mode = 0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1])
+    return float(np.exp(np.median(spacings[np.abs(spacings - mode) < 0.05])))
+
+
+def _crest_pitch(data, pitch):
+    """The music's pitch from the spacing of neighbouring grooves along each sector.
+
+    A band's spectral peak is the average period over the band; on a side of a few
+    turns the band takes in the lead-in or run-out too, and their wider spacing pulls
+    the peak by percents (or tens of percent when the music has two turns). Grooves
+    located one by one (every crest of the profile smoothed to its fundamental, light
+    and dark alike since the polarity is not known yet) and spaced by
+    :func:`music_spacing` are not pulled. NaN if the crests name no pitch within a
+    third of the spectrum's.
+    """
+    spacings = []
+    for prof, radii, _ in data:
+        step = radii[1] - radii[0]
+        # smoothing to a fifth of a pitch leaves the fundamental (two walls make
+        # a second harmonic, two crests a groove, that it removes)
+        smooth = ndimage.gaussian_filter1d(np.nan_to_num(_detrend(prof, radii, pitch)),
+                                           max(1.0, 0.2 * pitch / step), axis=1)
+        for crest in (smooth, -smooth):
+            middle = crest[:, 1:-1]
+            rows, cols = np.nonzero((middle > crest[:, :-2]) & (middle >= crest[:, 2:]) & (middle > 0))
+            cols = cols + 1
+            before, at, after = crest[rows, cols - 1], crest[rows, cols], crest[rows, cols + 1]
+            # the parabola through the crest and its neighbours: a sub-sample position
+            curvature = np.minimum(before - 2 * at + after, -1e-12)
+            offset = np.clip(0.5 * (before - after) / curvature, -0.5, 0.5)
+            position = (cols + offset) * step
+            same_sector = rows[1:] == rows[:-1]
+            spacings.append(np.diff(position)[same_sector])
+    found = music_spacing(np.concatenate(spacings)) if spacings else np.nan
+    return found if abs(found / pitch - 1) < 1 / 3 else np.nan
 
 
 def _pitch_candidates(profiles, step_mm, p_min=0.03, p_max=0.6, n=8):
@@ -376,8 +429,8 @@ def _band_pitch(band, radius, step, crack=None, pitch_hint=None):
     strength = dict(zip(np.round(found, 5), found_power))
     periods = sorted(strength)
     if pitch_hint is not None:
-        near = [p for p in periods if _near_harmonic(pitch_hint / p, 0.2)]
-        periods = near or [pitch_hint]
+        # a hint picks among the grooves' own periods; it never stands in for them
+        periods = [p for p in periods if _near_harmonic(pitch_hint / p, 0.2)]
 
     def admissible(pitch):
         if pitch_hint is not None:
@@ -526,6 +579,9 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             crack = _find_break(data, pitch, step, crack)
         if round_ == 1:
             pitch, keep = _consistent_bands(data, centres_mm, step, crack, pitch_hint)
+            if not keep and pitch_hint is not None:
+                raise NoGrooveError(f"no spiral groove at the hinted pitch ({pitch_hint:g} mm) around this "
+                                    "centre: check the hint, or leave it out to let the grooves tell")
             if not keep:
                 raise NoGrooveError("no spiral groove found: the grooved area shows no consistent pitch")
             data = [data[k] for k in keep]
@@ -539,6 +595,9 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             crack = crack.recentred((fit.ex, fit.ey))
         px = px * np.array([1 + fit.q, 1 - fit.q])
         px = px * np.sqrt(np.prod(px_nominal) / np.prod(px))
+    crest_pitch = _crest_pitch(data, pitch)
+    if np.isfinite(crest_pitch):
+        pitch = crest_pitch
     return centre, px, fit, pitch, data, centres_mm, (r_inner, r_outer), crack
 
 
@@ -607,6 +666,15 @@ def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm
     return values, v
 
 
+def _seen_mean(values, axis, keepdims=False):
+    """Mean over the samples on the image (NaN where none is; lines off a cut disc's
+    edge are all NaN, and need no warning)."""
+    seen = np.isfinite(values)
+    count = seen.sum(axis=axis, keepdims=keepdims)
+    total = np.where(seen, values, 0).sum(axis=axis, keepdims=keepdims)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _edge_coherence(values, v):
     """Correlation of the fast motion of the two edges of each period, along the turn.
 
@@ -618,9 +686,9 @@ def _edge_coherence(values, v):
     (the mean over the periods at each angle), or a land strip's two edges, which
     belong to different turns, would seem to move together like a groove's walls.
     """
-    template = np.nanmean(values, axis=(0, 1))
+    template = _seen_mean(values, axis=(0, 1))
     slope = np.gradient(template)
-    data = np.nan_to_num(values - np.nanmean(values, axis=2, keepdims=True))
+    data = np.nan_to_num(values - _seen_mean(values, axis=2, keepdims=True))
     motions = []
     for half in (v < 0, v >= 0):
         t = slope * half
@@ -649,7 +717,7 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=No
     for offset, polarity in ((pitch / 2, "dark"), (0.0, "bright")):
         values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step,
                                         crack=crack)
-        results.append((_edge_coherence(values, v), polarity, offset, np.nanmean(values, axis=(0, 1))))
+        results.append((_edge_coherence(values, v), polarity, offset, _seen_mean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
     if abs(coh_dark - coh_bright) > 0.1:
         pick = results[0] if coh_dark > coh_bright else results[1]

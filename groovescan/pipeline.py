@@ -43,6 +43,8 @@ class DecodeReport:
     ``off_image_fraction`` is the share of the tracked groove that lies outside the
     image (a disc larger than the scan, or placed across its edge): it cannot be seen,
     and is muted.
+    ``pitch_mm`` is the spacing of the followed turns (:attr:`GrooveTrack.turn_spacing_mm`),
+    or the geometry's spectral estimate if no two turns were followed.
     """
 
     dpi: float
@@ -214,6 +216,11 @@ def _wall_noise_psd(walls: WallSignal, repaired, *, fs, sr, curve, band, nperseg
     return signal.welch(noise, fs=sr, nperseg=nperseg)
 
 
+def _measured_pitch(track, geometry):
+    spacing = track.turn_spacing_mm
+    return spacing if np.isfinite(spacing) else geometry.pitch_mm
+
+
 def _off_image_fraction(track: GrooveTrack, geometry: DiscGeometry, shape) -> float:
     """Share of the tracked groove's points that lie outside an image of ``shape``."""
     phi = np.arange(track.radius_mm.size) * (2 * np.pi / track.points_per_turn)
@@ -224,6 +231,16 @@ def _off_image_fraction(track: GrooveTrack, geometry: DiscGeometry, shape) -> fl
     row, col = geometry.to_px(radius[on_track], track.theta_at(phi[on_track]))
     outside = (row < -0.5) | (row > shape[0] - 0.5) | (col < -0.5) | (col > shape[1] - 0.5)
     return float(outside.mean())
+
+
+def _bridge(position, lost, fallback):
+    """``position`` with the ``lost`` samples interpolated linearly from their neighbours
+    (``fallback``, then its mean, if nothing was measured)."""
+    known = ~lost & np.isfinite(position)
+    if not known.any():
+        return np.where(np.isfinite(fallback), fallback, np.nanmean(fallback))
+    index = np.arange(position.size)
+    return np.where(known, position, np.interp(index, index[known], position[known]))
 
 
 def _runs(mask):
@@ -369,13 +386,17 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
     position_m = (walls.track_mm + offset_mm) * 1e-3
     lost = ~np.isfinite(position_m) | (walls.coasted & evidence)
     max_gap = max(1, int(max_gap_s * float(fs)))
+    # where the groove goes out of sight (the image's edge, opaque film) it is half seen
+    # for a moment first, and the walls' fit there is wild: a gap is muted a little wider
+    guard = int(np.ceil(0.002 * float(fs)))
     gap_mask = np.zeros(position_m.size, bool)
     for a, b in _runs(lost):
         if b - a > max_gap:
-            gap_mask[a:b] = True
-    # a smooth stand-in (the track) where nothing was measured, so the repair has context
-    position_m = np.where(np.isfinite(position_m), position_m, walls.track_mm * 1e-3)
-    position_m = np.where(np.isfinite(position_m), position_m, np.nanmean(position_m))
+            gap_mask[max(a - guard, 0):b + guard] = True
+    # where the groove was lost, a straight stand-in from the groove measured before to
+    # the groove measured after: the repair has context, and no step at a gap's edge
+    # (the track is off the walls' mean by a few micrometres) rings into the music
+    position_m = _bridge(position_m, lost, walls.track_mm * 1e-3)
     if declick:
         repaired, report = restore.declick(position_m, sr=float(fs), evidence=evidence | lost,
                                            max_gap=max_gap)
@@ -410,7 +431,7 @@ def decode(scan, *, rpm=78.0, sr=44100, eq="flat", dpi=None, band=None, declick=
         dpi=float(scan.dpi), image_shape=(int(h), int(w)), centre_px=centre,
         centre_offset_mm=((centre[0] - (h - 1) / 2) * geometry.px_mm[0],
                           (centre[1] - (w - 1) / 2) * geometry.px_mm[1]),
-        direction=geometry.direction, polarity=geometry.polarity, pitch_mm=geometry.pitch_mm,
+        direction=geometry.direction, polarity=geometry.polarity, pitch_mm=_measured_pitch(track, geometry),
         scale_mismatch=geometry.scale_mismatch, r_outer_mm=geometry.r_outer_mm,
         r_inner_mm=geometry.r_inner_mm, n_turns=track.n_turns, duration_s=audio.size / sr,
         rpm=rpm, sr=int(sr), eq=curve.name, followed_fraction=track.followed_fraction,

@@ -2515,6 +2515,16 @@ class RenderTruth:
                                               self.displacement, left=0.0, right=0.0)
         return radius
 
+    def music_pitch_mm(self) -> float:
+        """Median distance (mm) from a turn of the music to the next: past the lead-in,
+        before the lead-out, with the lathe's drift (``pitch_mm`` is the nominal pitch)."""
+        phi = np.arange(TWO_PI * self.lead_in_turns, TWO_PI * (self.n_turns - 1), self.spiral_phi_step)
+        if not phi.size:
+            return self.pitch_mm
+        spacing = (self.groove_radius_mm(phi, displaced=False)
+                   - self.groove_radius_mm(phi + TWO_PI, displaced=False))
+        return float(np.median(spacing))
+
     def groove_angle(self, phi) -> np.ndarray:
         """Image angle ``theta`` (rad) of the groove at playing angle ``phi``."""
         return self.theta_start + self.direction * np.asarray(phi, dtype=np.float64)

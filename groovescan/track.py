@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import NoGrooveError
-from .geometry import DiscGeometry
+from .geometry import DiscGeometry, music_spacing
 from .sampling import cpu_workers, sample_compact
 
 __all__ = ["GrooveTrack", "track_groove"]
@@ -65,6 +65,19 @@ class GrooveTrack:
         """Share of the tracked groove that was seen rather than coasted."""
         valid = np.isfinite(self.radius_mm)
         return float((~self.coasted & valid).sum() / max(valid.sum(), 1))
+
+    @property
+    def turn_spacing_mm(self) -> float:
+        """The music's pitch as the groove shows it: the commonest radial distance from
+        one turn to the next where both were seen (mm), NaN if no two turns were.
+
+        This is the pitch measured on the groove itself: the geometry's pitch is a
+        spectral estimate, good to a percent or two on a side of a few turns; the
+        spacing of the followed turns is good to a fraction of a percent.
+        """
+        seen = ~self.coasted & np.isfinite(self.radius_mm)
+        both = seen[:-1] & seen[1:]
+        return music_spacing((self.radius_mm[:-1] - self.radius_mm[1:])[both])
 
     def turn_confidence(self) -> np.ndarray:
         """Mean confidence of each turn, (n_turns,)."""
@@ -460,8 +473,16 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     end = int(last_seen[-1]) + 1 if last_seen.size else 0
     flat = radius.ravel().copy()
     flat[end:] = np.nan
-    # smooth the path a little along playing order (the audio is measured later)
+    # no groove moves by half a pitch and back within an eighth of a turn; the track does
+    # where the groove runs out of sight along the image's edge, stepping for a moment
+    # onto the turns beside it: there it is carried along its own course instead
     good = np.isfinite(flat)
+    course = ndimage.median_filter(flat[good], max(5, n // 8), mode="nearest")
+    astray = np.zeros(flat.size, bool)
+    astray[good] = np.abs(flat[good] - course) > 0.4 * pitch
+    flat[astray] = course[astray[good]]
+    coasted = coasted | astray.reshape(coasted.shape)
+    # smooth the path a little along playing order (the audio is measured later)
     flat[good] = ndimage.uniform_filter1d(ndimage.median_filter(flat[good], 5, mode="nearest"), 3, mode="nearest")
     radius = flat.reshape(radius.shape)
     return GrooveTrack(radius_mm=radius, confidence=conf.astype(np.float32),

@@ -292,6 +292,11 @@ def measure_walls(scan, geometry: DiscGeometry, track: GrooveTrack, *, samples_p
             return
         profiles = read(index)
         shifts, g, _ = _estimate(profiles, est)
+        # a groove partly off the image (or the scan) cannot be measured: the profile's
+        # mean stands in for what is missing, and the walls' fit would land anywhere
+        unseen = ~np.isfinite(profiles).all(axis=1)
+        shifts[unseen] = np.nan
+        g[unseen] = np.nan
         left[index] = shifts[:, 0]      # window at v <= s: the inner wall (smaller radius)
         right[index] = shifts[:, 1]
         gain[index] = g

@@ -90,7 +90,8 @@ def test_habit_is_decoded_through(clean, name, severity):
     g = result.geometry
     centre_error_mm = np.hypot(*((np.array(g.centre_px) - truth.centre_px) * np.array(g.px_mm)))
     assert centre_error_mm < 0.01
-    assert g.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.01)
+    assert g.pitch_mm == pytest.approx(truth.music_pitch_mm(), rel=0.01)
+    assert result.report.pitch_mm == pytest.approx(truth.music_pitch_mm(), rel=0.005)
     assert (g.polarity, g.direction) == (truth.polarity, truth.direction)
     assert g.crack is None
     assert result.track.followed_fraction > 0.95
