@@ -36,6 +36,11 @@ from roundtrip import SR, music_like
 BASE = dict(dpi=2400, disc_diameter_mm=70.0, r_start_mm=30.0)
 
 
+def further(*values):
+    """One more seed or scale of a case the default run already covers: run with -m slow."""
+    return pytest.param(*values, marks=pytest.mark.slow)
+
+
 def _decode(seed=21, **damage):
     rendered = synth.render_scan(music_like(8.0, seed=4), sr=SR, seed=seed, **BASE, **damage)
     with warnings.catch_warnings():
@@ -66,7 +71,7 @@ def test_dust_hairs_scratches_are_repaired(clean, damage):
 
 
 @pytest.mark.parametrize("patches, seed", [
-    (1, 21), (3, 21), (2, 22), (4, 22), (2, 24),
+    (1, 21), further(3, 21), (2, 22), (4, 22), further(2, 24),
 ])
 def test_opaque_patches_are_crossed_and_flagged(patches, seed):
     truth, result, comparison = _decode(seed=seed, opaque_patches=patches)
@@ -86,7 +91,7 @@ def test_opaque_patches_are_crossed_and_flagged(patches, seed):
     assert covered and np.mean(covered) > 0.8
 
 
-@pytest.mark.parametrize("scale, seed", [(0.5, 21), (1.0, 22), (2.0, 23)])
+@pytest.mark.parametrize("scale, seed", [further(0.5, 21), (1.0, 22), further(2.0, 23)])
 def test_broken_disc_is_reregistered(clean, scale, seed):
     _, _, reference = clean
     truth, result, comparison = _decode(seed=seed, crack=True, crack_scale=scale)
@@ -115,7 +120,7 @@ def test_dark_film_keeps_the_groove(clean, od_range, max_loss_db):
     assert comparison.snr_db > reference.snr_db - max_loss_db
 
 
-@pytest.mark.parametrize("spacer_pitch_mm, seed", [(0.6, 21), (1.2, 22), (2.0, 23)])
+@pytest.mark.parametrize("spacer_pitch_mm, seed", [(0.6, 21), further(1.2, 22), (2.0, 23)])
 def test_band_spacer_is_crossed(clean, spacer_pitch_mm, seed):
     """Two bands (tracks) on one side, parted by a turn of wide pitch: the track must
     widen with the groove, not take the spacer for a hidden groove and skip."""
@@ -143,8 +148,8 @@ def test_run_out_and_locked_groove_keep_the_music(clean, lead_out):
 
 @pytest.mark.parametrize("seed, damage", [
     (1, dict(band_breaks_s=(4.0,), band_break_pitch_mm=0.6)),
-    (5, dict(band_breaks_s=(4.0,), band_break_pitch_mm=0.8)),
-    (1, LOCKED),
+    further(5, dict(band_breaks_s=(4.0,), band_break_pitch_mm=0.8)),
+    further(1, LOCKED),
     (3, LOCKED),
     (5, dict(lead_out_turns=1.5, lead_out_pitch_mm=3.0)),
 ], ids=["spacer-0.6", "spacer-0.8", "locked-1", "locked-3", "run-out-3.0"])
@@ -160,7 +165,7 @@ def test_short_side_pitch_is_the_music(clean, seed, damage):
     assert comparison.snr_db > reference.snr_db - 4.0
 
 
-@pytest.mark.parametrize("seed, spacer_mm", [(3, 1.0), (1, 1.0), (3, 0.5), (1, 0.4)])
+@pytest.mark.parametrize("seed, spacer_mm", [(3, 1.0), further(1, 1.0), further(3, 0.5), (1, 0.4)])
 def test_wide_spacer_in_the_only_band(clean, seed, spacer_mm):
     """A spacer filling half of a short side's only band splits the music's spectral
     peak. The bands now go where the grooves are densely periodic at the blocks' own
@@ -173,7 +178,7 @@ def test_wide_spacer_in_the_only_band(clean, seed, spacer_mm):
     assert comparison.snr_db > reference.snr_db - 4.0
 
 
-@pytest.mark.parametrize("seed", [22, 1, 7])
+@pytest.mark.parametrize("seed", [22, further(1), further(7)])
 def test_track_stops_on_the_locked_groove(seed):
     """The run-out ends in a closed circle: the track follows it once and stops there.
     Before, the matched filter's side lobe beside the circle was taken for a groove and
