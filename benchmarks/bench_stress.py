@@ -67,7 +67,7 @@ def render_own(seed, scale, scratch, keep=False):
     return dict(path=path, rpm=disc.rpm, reference=visible_velocity(truth), max_delay_s=2.0,
                 kind=disc.kind, habits=list(disc.habits), describe=disc.describe(), dpi=disc.options["dpi"],
                 duration_s=disc.duration_s, image_shape=list(truth.image_shape), centre_px=truth.centre_px,
-                pitch_mm=truth.pitch_mm, polarity=truth.polarity, direction=truth.direction,
+                pitch_mm=truth.music_pitch_mm(), polarity=truth.polarity, direction=truth.direction,
                 truth_turns=truth.n_turns)
 
 

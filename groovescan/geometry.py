@@ -506,6 +506,24 @@ def _find_break(data, pitch, step, crack):
     return found or crack
 
 
+def _first_bands_are_music(new, first, crack, good_fit=0.1):
+    """Whether the first round's bands (``first``) hold the music rather than the bands
+    re-chosen at a better centre (``new``); each is (data, radii, pitch, kept bands).
+
+    A spiral that fits its grooves to a tenth of a pitch is a groove spiral; a texture
+    that confirms a pitch by chance (a disc's ragged edge) fits far worse. Of two groove
+    spirals the finer is the music's: lead-ins, run-outs and spacers are always wider.
+    """
+    def misfit(bands):
+        data, radii, pitch, keep = bands
+        return _misfit([data[k] for k in keep], radii[keep], pitch, crack) if keep else np.inf
+
+    new_misfit, first_misfit = misfit(new), misfit(first)
+    if max(new_misfit, first_misfit) < good_fit:
+        return first[2] < new[2]
+    return first_misfit < new_misfit
+
+
 def _misfit(data, band_radii, pitch, crack):
     """How far the grooves stray from the fitted spiral, in pitches."""
     return _fit_band_shifts(data, band_radii, pitch, crack).rms / pitch
@@ -557,6 +575,7 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             # the pitch is known: two dozen samples a period are plenty for its phase
             step = max(step, pitch / 24)
             # with the centre close, measure where the grooves really are
+            first = (centres_mm, width, pitch)
             dense, extent = _annulus(image, centre, px, r_inner, r_outer, step, pitch, reach_mm=reach)
             centres_mm, width = _choose_bands(*dense)
             if not coarse.radii_given:
@@ -579,6 +598,17 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
             crack = _find_break(data, pitch, step, crack)
         if round_ == 1:
             pitch, keep = _consistent_bands(data, centres_mm, step, crack, pitch_hint)
+            middle = 0.5 * (first[0].min() + first[0].max())
+            if not keep or abs(pitch / first[2] - 1) > 0.2 or not dense[0] <= middle <= dense[1]:
+                # the densest texture at this centre is not where the first round's
+                # spiral was, or not at its pitch: a run-out (its spacing near a multiple
+                # of the music's) or the disc's edge may be denser. Both are weighed
+                first_data = [sector_profiles(image, centre, px, rc - first[1] / 2, rc + first[1] / 2,
+                                              720, 4, step) for rc in first[0]]
+                first_pitch, first_keep = _consistent_bands(first_data, first[0], step, crack, pitch_hint)
+                if _first_bands_are_music((data, centres_mm, pitch, keep),
+                                          (first_data, first[0], first_pitch, first_keep), crack):
+                    data, (centres_mm, width), pitch, keep = first_data, first[:2], first_pitch, first_keep
             if not keep and pitch_hint is not None:
                 raise NoGrooveError(f"no spiral groove at the hinted pitch ({pitch_hint:g} mm) around this "
                                     "centre: check the hint, or leave it out to let the grooves tell")
