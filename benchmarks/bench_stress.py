@@ -128,7 +128,7 @@ def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
             truth_turns=case["truth_turns"], centre_error_mm=float(np.hypot(*centre_error)),
             pitch_error=g.pitch_mm / case["pitch_mm"] - 1, polarity_ok=case["polarity"] in (g.polarity, "weak"),
             direction_ok=g.direction == case["direction"], gaps=len(result.report.gaps),
-            status=c.status, matched=c.matched_fraction,
+            status=c.status, locked=float(np.mean(np.isfinite(c.lag_track.lag_s))),
             clicks=result.report.n_clicks)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports failures and goes on
         out.setdefault("describe", f"{renderer} disc {seed}")
@@ -147,7 +147,10 @@ def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
 def line(r):
     if not r["ok"]:
         return f"disc {r['seed']:4d} FAILED  {r['describe']}\n           {r['error']}"
-    astray = "" if r.get("status", "ok") == "ok" else f" ({r['status']}: {r['matched'] * 100:.0f} % matched)"
+    astray = ""
+    if r.get("status", "ok") != "ok":
+        locked = f": lined up in {r['locked'] * 100:.0f} % of the windows" if "locked" in r else ""
+        astray = f" ({r['status']}{locked})"
     return (f"disc {r['seed']:4d} {r['snr_db']:6.1f} dB{astray}  skips {r['skips']}  "
             f"followed {r['followed'] * 100:5.1f} %  "
             f"centre {r['centre_error_mm'] * 1000:6.1f} um  pitch {r['pitch_error'] * 100:+.2f} %  "

@@ -510,17 +510,25 @@ def _first_bands_are_music(new, first, crack, good_fit=0.1):
     """Whether the first round's bands (``first``) hold the music rather than the bands
     re-chosen at a better centre (``new``); each is (data, radii, pitch, kept bands).
 
-    A spiral that fits its grooves to a tenth of a pitch is a groove spiral; a texture
-    that confirms a pitch by chance (a disc's ragged edge) fits far worse. Of two groove
-    spirals the finer is the music's: lead-ins, run-outs and spacers are always wider.
+    A groove spiral fits its grooves to a tenth of a pitch, and its profiles' crests are
+    spaced by its pitch; a texture that confirms a pitch by chance (a disc's ragged
+    edge) fails one or the other. Of two groove spirals the finer is the music's:
+    lead-ins, run-outs and spacers are always wider. Of none, the better fit.
     """
     def misfit(bands):
         data, radii, pitch, keep = bands
         return _misfit([data[k] for k in keep], radii[keep], pitch, crack) if keep else np.inf
 
+    def grooves(bands, fit):
+        data, _, pitch, keep = bands
+        return fit < good_fit and np.isfinite(_crest_pitch([data[k] for k in keep], pitch))
+
     new_misfit, first_misfit = misfit(new), misfit(first)
-    if max(new_misfit, first_misfit) < good_fit:
+    new_grooves, first_grooves = grooves(new, new_misfit), grooves(first, first_misfit)
+    if new_grooves and first_grooves:
         return first[2] < new[2]
+    if new_grooves or first_grooves:
+        return first_grooves
     return first_misfit < new_misfit
 
 
@@ -609,6 +617,9 @@ def _refine(image, coarse: CoarseGeometry, px_nominal, *, pitch_hint=None, n_rou
                 if _first_bands_are_music((data, centres_mm, pitch, keep),
                                           (first_data, first[0], first_pitch, first_keep), crack):
                     data, (centres_mm, width), pitch, keep = first_data, first[:2], first_pitch, first_keep
+                    if not coarse.radii_given:      # the grooved area holds these bands
+                        r_inner = min(r_inner, centres_mm.min() - width / 2)
+                        r_outer = max(r_outer, centres_mm.max() + width / 2)
             if not keep and pitch_hint is not None:
                 raise NoGrooveError(f"no spiral groove at the hinted pitch ({pitch_hint:g} mm) around this "
                                     "centre: check the hint, or leave it out to let the grooves tell")

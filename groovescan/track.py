@@ -449,7 +449,8 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
                       pitch_px=pitch_px, max_turns=max_turns, min_found=0.5)
     inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,
                      pitch_px=pitch_px, max_turns=max_turns, progress=progress)
-    seed_conf = np.where(seed_seen, np.minimum(response[np.arange(n), np.round(seed).astype(int)] / 4, 1), 0)
+    seed_at = np.clip(np.round(seed).astype(int), 0, response.shape[1] - 1)
+    seed_conf = np.where(seed_seen, np.minimum(response[np.arange(n), seed_at] / 4, 1), 0)
     turns = outward[::-1] + [(seed, seed_conf.astype(np.float32), ~seed_seen, np.full(n, pitch_px))] + inward
     radius_idx = np.array([t[0] for t in turns])
     conf = np.array([t[1] for t in turns])
