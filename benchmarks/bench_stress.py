@@ -128,7 +128,7 @@ def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
             truth_turns=case["truth_turns"], centre_error_mm=float(np.hypot(*centre_error)),
             pitch_error=g.pitch_mm / case["pitch_mm"] - 1, polarity_ok=case["polarity"] in (g.polarity, "weak"),
             direction_ok=g.direction == case["direction"], gaps=len(result.report.gaps),
-            status=c.status, locked=float(np.mean(np.isfinite(c.lag_track.lag_s))),
+            status=c.status, locked=float(np.isfinite(c.lag_track.lag_s).sum() / max(c.lag_track.lag_s.size, 1)),
             clicks=result.report.n_clicks)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports failures and goes on
         out.setdefault("describe", f"{renderer} disc {seed}")
