@@ -37,7 +37,7 @@ from .crack import (Crack, break_edges, find_break, fit_offset, motion_from_edge
                     roll_to_arc_start, turn_from_edges)
 from .errors import NoGrooveError, ParameterError
 from .fixedpattern import FixedPattern, measure_fixed_pattern
-from .sampling import sample, sector_profiles
+from .sampling import sample, sector_profiles, seen_mean
 
 __all__ = ["DiscGeometry", "check_hints", "find_geometry"]
 
@@ -707,15 +707,6 @@ def _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset_mm
     return values, v
 
 
-def _seen_mean(values, axis, keepdims=False):
-    """Mean over the samples on the image (NaN where none is; lines off a cut disc's
-    edge are all NaN, and need no warning)."""
-    seen = np.isfinite(values)
-    count = seen.sum(axis=axis, keepdims=keepdims)
-    total = np.where(seen, values, 0).sum(axis=axis, keepdims=keepdims)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
 def _edge_coherence(values, v):
     """Correlation of the fast motion of the two edges of each period, along the turn.
 
@@ -727,9 +718,9 @@ def _edge_coherence(values, v):
     (the mean over the periods at each angle), or a land strip's two edges, which
     belong to different turns, would seem to move together like a groove's walls.
     """
-    template = _seen_mean(values, axis=(0, 1))
+    template = seen_mean(values, axis=(0, 1))
     slope = np.gradient(template)
-    data = np.nan_to_num(values - _seen_mean(values, axis=2, keepdims=True))
+    data = np.nan_to_num(values - seen_mean(values, axis=2, keepdims=True))
     motions = []
     for half in (v < 0, v >= 0):
         t = slope * half
@@ -758,7 +749,7 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=No
     for offset, polarity in ((pitch / 2, "dark"), (0.0, "bright")):
         values, v = _periods_along_turn(image, centre, px, model_shift, r_band, pitch, offset, step,
                                         crack=crack)
-        results.append((_edge_coherence(values, v), polarity, offset, _seen_mean(values, axis=(0, 1))))
+        results.append((_edge_coherence(values, v), polarity, offset, seen_mean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
     if abs(coh_dark - coh_bright) > 0.1:
         pick = results[0] if coh_dark > coh_bright else results[1]

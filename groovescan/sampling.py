@@ -134,12 +134,17 @@ def sector_profiles(image, centre_px, px_mm, r_lo, r_hi, n_sectors, lines_per_se
     for start in range(0, rows.shape[0], per_wedge):
         part = slice(start, start + per_wedge)
         values[part] = sample_compact(image, rows[part], cols[part], interpolation="linear")
-    values = values.reshape(n_sectors, lines_per_sector, radii.size)
+    profiles = seen_mean(values.reshape(n_sectors, lines_per_sector, radii.size), axis=1)
+    return profiles.astype(np.float32), radii, sector_theta
+
+
+def seen_mean(values, axis, keepdims=False):
+    """Mean over the samples on the image (NaN where none is): lines off a cut disc's
+    edge are all NaN, and need no "mean of empty slice" warning."""
     seen = np.isfinite(values)
-    total = np.where(seen, values, 0).sum(axis=1)
-    count = seen.sum(axis=1)
-    profiles = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-    return profiles, radii, sector_theta
+    count = seen.sum(axis=axis, keepdims=keepdims)
+    total = np.where(seen, values, 0).sum(axis=axis, keepdims=keepdims)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _remap_in_place(box):
