@@ -734,16 +734,23 @@ def _edge_coherence(values, v):
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
         return 0.0
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+    # taking out the common mean of the 2 n series correlates independent ones by
+    # -1 / (2 n - 1); measured from there, 0 means "the halves share nothing"
+    unrelated = -1.0 / (2 * values.shape[1] - 1)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1]) - unrelated
 
 
 def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=None):
     """Groove centre offset from the fundamental maximum, polarity, coherences, profile.
 
     A dark-walled groove sits at the fundamental's minimum (offset p/2), a
-    bright-walled one at its maximum (offset 0). The walls of a groove move together
-    (same audio); the edges of a land strip belong to neighbouring turns. When the
-    disc is too quiet to tell, the dark hypothesis (transmission scans) is kept.
+    bright-walled one at its maximum (offset 0). The two halves of a groove carry the
+    same audio; the two edges of a land strip belong to neighbouring turns, which
+    share nothing. So the groove is the candidate whose halves are the more strongly
+    related, whatever the sign: its walls move together, but where the lamp lights
+    the walls from one side a wall brightens as the other darkens with the groove's
+    slope, which can outweigh the motion and read as the halves moving apart.
+    When the disc is too quiet to tell, the candidate with more structure is kept.
     """
     results = []
     for offset, polarity in ((pitch / 2, "dark"), (0.0, "bright")):
@@ -751,8 +758,8 @@ def _choose_groove(image, centre, px, model_shift, r_band, pitch, step, crack=No
                                         crack=crack)
         results.append((_edge_coherence(values, v), polarity, offset, seen_mean(values, axis=(0, 1))))
     (coh_dark, *_), (coh_bright, *_) = results
-    if abs(coh_dark - coh_bright) > 0.1:
-        pick = results[0] if coh_dark > coh_bright else results[1]
+    if abs(abs(coh_dark) - abs(coh_bright)) > 0.1:
+        pick = results[0] if abs(coh_dark) > abs(coh_bright) else results[1]
     else:
         # too quiet to tell by motion: the land is a flat plateau, the groove has walls
         # and a bottom, so the groove centre is the candidate with more structure nearby
