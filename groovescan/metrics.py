@@ -400,7 +400,10 @@ _SMOOTHING = 1e-4            # curvature penalty of the lag spline, relative to 
 _IRLS_ITERATIONS = 5
 _TUKEY_C = 4.685             # biweight constant (95 % efficiency for Gaussian errors)
 _LATER_PENALTY = 0.25        # where two stretches both fit, the earlier one is kept
-_REVOLUTION_TOLERANCE = 0.1  # a jump within 10 % of whole turns is a skip
+# a jump within 3 % of whole turns is a skip: the decode's timebase holds exactly
+# 60 / rpm s a turn, so a groove jump shifts the lag by that, give or take the
+# lag fit's milliseconds; repeated music matches at other lags too
+_REVOLUTION_TOLERANCE = 0.03
 
 
 def compare(
@@ -742,8 +745,9 @@ class _RawTrack:
 class _Follower:
     """Follows the local lag window by window away from the seed."""
 
-    def __init__(self, ref_a, dec_a: _Sampler, *, rate, window_s, max_jump_s, chance_rho):
+    def __init__(self, ref_a, dec_a: _Sampler, *, rate, window_s, max_jump_s, chance_rho, slope_range):
         self.ref = ref_a
+        self.slope_range = slope_range
         self.dec = dec_a
         self.rate = rate
         self.length = int(round(window_s * rate))
@@ -829,11 +833,15 @@ class _Follower:
                           slope, _TRACK_RADIUS_S)
         return wide if abs(check.rho) >= threshold else None
 
-    @staticmethod
-    def _slope(history, slope):
+    def _slope(self, history, slope):
         """Lag slope over the last second of accepted windows: the speed error, with
         wow averaged out (a longer span resists a stray peak; wow drifts a 0.1 s
-        window by only ~0.1 ms, which the correlation tolerates)."""
+        window by only ~0.1 ms, which the correlation tolerates). A step of a few
+        milliseconds in the lag (a glitch in the decode, or a weak window's peak on a
+        tone's neighbouring period) is no speed: a line through it would name one off
+        by percents and lose the lock. So a line that misses its points by more than a
+        tenth of the search radius leaves the slope as it was, and none outside the
+        range searched is taken."""
         newest = history[-1][0]
         recent = [(t, lag) for t, lag in history if abs(t - newest) <= 1.0]
         if len(recent) < 4:
@@ -841,17 +849,22 @@ class _Follower:
         t, lag = np.array(recent).T
         if np.ptp(t) < 0.2:
             return slope
-        return float(np.polyfit(t - t.mean(), lag, 1)[0])
+        line = np.polyfit(t - t.mean(), lag, 1)
+        misfit = np.sqrt(np.mean((np.polyval(line, t - t.mean()) - lag) ** 2))
+        if misfit > 0.1 * _TRACK_RADIUS_S:
+            return slope
+        return float(np.clip(line[0], *self.slope_range))
 
 
-def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s) -> _RawTrack:
+def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s, max_speed_error) -> _RawTrack:
     step = max(1, int(sr // (2.5 * band[1])))
     rate = sr / step
     ref_a = sps.resample_poly(ref_band, 1, step) if step > 1 else ref_band
     dec_a = sps.resample_poly(dec_band, 1, step) if step > 1 else dec_band
     chance = _chance_rho(ref_band, rate=sr, band=band, duration_s=window_s)
     follower = _Follower(ref_a, _Sampler(dec_a, rate=rate, order=3), rate=rate, window_s=window_s,
-                         max_jump_s=max_jump_s, chance_rho=chance)
+                         max_jump_s=max_jump_s, chance_rho=chance,
+                         slope_range=(1 / (1 + max_speed_error) - 1, 1 / (1 - max_speed_error) - 1))
     return _drop_short_pieces(follower.run(seed))
 
 
@@ -1136,7 +1149,7 @@ def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_spee
     raw = None
     if seed is not None:
         raw = _track(ref_band, dec_band, sr=sr, band=band, seed=seed, window_s=window_s,
-                     max_jump_s=max_delay_s)
+                     max_jump_s=max_delay_s, max_speed_error=max_speed_error)
     if raw is None or not raw.locked.any():
         warnings.warn("the decode matches the reference nowhere; SNR computed without "
                       "alignment (check band, max_delay_s, max_speed_error)",
