@@ -916,7 +916,11 @@ class _SmoothLag:
     """
 
     def __init__(self, spline: BSpline, t_lo, t_hi, first_s, last_s):
-        self.spline, self.t_lo, self.t_hi = spline, t_lo, t_hi
+        # the spline's own base interval: its knots are sums that may round t_hi
+        # down by an ulp, and outside it the spline is NaN
+        k = spline.k
+        self.spline = spline
+        self.t_lo, self.t_hi = max(t_lo, spline.t[k]), min(t_hi, spline.t[-k - 1])
         self.first_s, self.last_s = first_s, last_s  # span of the windows that fed it
         self._slope = spline.derivative()
 

@@ -492,3 +492,18 @@ def test_wow_flutter_unweighted_option():
     assert r.weighted_peak_percent == r.unweighted_peak_percent
     with pytest.raises(ParameterError):
         wow_flutter(np.zeros(THD_SR), sr=THD_SR, weighting="A")
+
+
+def test_a_fitted_lag_piece_is_finite_at_and_past_its_ends():
+    # the spline's knots are sums that can round the end down by an ulp; the piece
+    # must still answer there (it gave NaN, and compare raised, on a 141 s side)
+    from groovescan.metrics import _penalised_spline, _SmoothLag
+    rng = np.random.default_rng(3)
+    for t_lo, t_hi in zip(rng.choice([0.0, 0.05, 3.3], 100), rng.uniform(5.0, 150.0, 100)):
+        t = np.linspace(t_lo + 0.05, t_hi - 0.05, 40)   # window centres, as compare fits them
+        spline = _penalised_spline(t, 0.4 + 0.02 * t, np.ones_like(t), t_lo=t_lo, t_hi=t_hi,
+                                   knot_spacing_s=1 / 12)
+        piece = _SmoothLag(spline, t_lo, t_hi, t[0], t[-1])
+        ends = piece(np.array([t_lo - 1.0, t_lo, t_hi, t_hi + 1.0]))
+        assert np.all(np.isfinite(ends))
+        assert ends[-1] == pytest.approx(0.4 + 0.02 * (t_hi + 1.0), abs=1e-6)
