@@ -404,6 +404,7 @@ _LATER_PENALTY = 0.25        # where two stretches both fit, the earlier one is 
 # 60 / rpm s a turn, so a groove jump shifts the lag by that, give or take the
 # lag fit's milliseconds; repeated music matches at other lags too
 _REVOLUTION_TOLERANCE = 0.03
+_CLUSTER_S = 2.0             # jumps closer than this are one wander of the comparison
 
 
 def compare(
@@ -1380,15 +1381,35 @@ def _jumps(alignment: _Alignment):
 
 
 def _skips(jumps, rpm):
+    """Whole-turn jumps of the decode: ``(time_s, turns)``.
+
+    A decode's lag changes by whole turns (the groove left for a neighbouring turn)
+    or not at all; a jump by a part of a turn is the comparison matching music that
+    repeats elsewhere. Such jumps come in clusters that wander off the decode's lag and
+    back, and what the decode did there is the cluster's net jump: jumps less than
+    ``_CLUSTER_S`` apart are one cluster, unless every one of them is a whole turn.
+    """
     if rpm is None:
         return ()
     turn_s = 60.0 / rpm
-    out = []
-    for time_s, jump_s in jumps:
+
+    def whole_turns(jump_s):
         turns = jump_s / turn_s
         whole = int(round(turns))
-        if whole != 0 and abs(turns - whole) <= _REVOLUTION_TOLERANCE:
-            out.append((time_s, whole))
+        return whole if whole != 0 and abs(turns - whole) <= _REVOLUTION_TOLERANCE else 0
+
+    clusters = []
+    for time_s, jump_s in jumps:
+        if clusters and time_s - clusters[-1][-1][0] < _CLUSTER_S:
+            clusters[-1].append((time_s, jump_s))
+        else:
+            clusters.append([(time_s, jump_s)])
+    out = []
+    for cluster in clusters:
+        if all(whole_turns(jump_s) for _, jump_s in cluster):
+            out.extend((time_s, whole_turns(jump_s)) for time_s, jump_s in cluster)
+        elif whole_turns(sum(jump_s for _, jump_s in cluster)):
+            out.append((cluster[-1][0], whole_turns(sum(jump_s for _, jump_s in cluster))))
     return tuple(out)
 
 

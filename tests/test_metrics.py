@@ -507,3 +507,16 @@ def test_a_fitted_lag_piece_is_finite_at_and_past_its_ends():
         ends = piece(np.array([t_lo - 1.0, t_lo, t_hi, t_hi + 1.0]))
         assert np.all(np.isfinite(ends))
         assert ends[-1] == pytest.approx(0.4 + 0.02 * (t_hi + 1.0), abs=1e-6)
+
+
+def test_a_skip_is_what_the_decode_did_not_where_the_comparison_wandered():
+    from groovescan.metrics import _skips
+    turn = 60 / 78
+    # the comparison wandered onto music repeated elsewhere and came back: no skip
+    assert _skips([(10.0, -0.27), (10.2, -0.26), (10.45, -0.17), (10.65, 0.70 + 0.0)], 78) == ()
+    # a wander that ends a whole turn from where it began is one skip, where it ends
+    assert _skips([(40.0, 0.3), (40.5, turn - 0.3)], 78) == ((40.5, 1),)
+    # whole-turn jumps are the decode's, however close together
+    assert _skips([(20.0, turn), (20.5, -2 * turn)], 78) == ((20.0, 1), (20.5, -2))
+    # far apart, each jump stands alone; a part of a turn is no skip
+    assert _skips([(30.0, -turn), (35.0, 0.4 * turn)], 78) == ((30.0, -1),)
