@@ -60,6 +60,9 @@ class DiscGeometry:
         sampled at ``profile_step_mm`` (brightness units of the scan).
     scale_mismatch : ``px_mm[1] / px_mm[0] - 1`` (X vs Y scale difference of the scanner).
     confidence : 0..1, how well the harmonic model fits the measured groove shifts.
+    wall_coherence : (dark, bright): for each polarity's groove candidate, how the fast
+        motions of its two halves correlate along a turn, less the -1/(2n-1) that
+        unrelated halves show; the groove is the one of larger magnitude.
     crack : where a broken disc's smaller piece lies off the spiral, or None
         (:class:`groovescan.crack.Crack`); :meth:`to_px` and every reader of the
         groove apply it.

@@ -1408,8 +1408,10 @@ def _skips(jumps, rpm):
     for cluster in clusters:
         if all(whole_turns(jump_s) for _, jump_s in cluster):
             out.extend((time_s, whole_turns(jump_s)) for time_s, jump_s in cluster)
-        elif whole_turns(sum(jump_s for _, jump_s in cluster)):
-            out.append((cluster[-1][0], whole_turns(sum(jump_s for _, jump_s in cluster))))
+        else:
+            net = whole_turns(sum(jump_s for _, jump_s in cluster))
+            if net:
+                out.append((cluster[-1][0], net))
     return tuple(out)
 
 
