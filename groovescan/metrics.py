@@ -712,10 +712,14 @@ def _seed_band_top(ref_band, *, sr, band) -> float:
     return float(min(band[1], max(f20, 4 * band[0])))
 
 
+def _slope_bounds(max_speed_error):
+    """Lag slopes d(lag)/dt of decodes 1/(1+e) and 1/(1-e) times as long: the range searched."""
+    return 1 / (1 + max_speed_error) - 1, 1 / (1 - max_speed_error) - 1
+
+
 def _slope_grid(max_speed_error, resolution) -> np.ndarray:
     """Lag slopes d(lag)/dt of decodes between 1/(1+e) and 1/(1-e) times as long."""
-    lo = 1 / (1 + max_speed_error) - 1
-    hi = 1 / (1 - max_speed_error) - 1
+    lo, hi = _slope_bounds(max_speed_error)
     # Steps out from exactly zero, which comes first: ties go to "no speed error".
     grid = np.r_[np.arange(0.0, hi + resolution / 2, resolution),
                  -np.arange(resolution, -lo + resolution / 2, resolution)]
@@ -865,7 +869,7 @@ def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s, max_spee
     chance = _chance_rho(ref_band, rate=sr, band=band, duration_s=window_s)
     follower = _Follower(ref_a, _Sampler(dec_a, rate=rate, order=3), rate=rate, window_s=window_s,
                          max_jump_s=max_jump_s, chance_rho=chance,
-                         slope_range=(1 / (1 + max_speed_error) - 1, 1 / (1 - max_speed_error) - 1))
+                         slope_range=_slope_bounds(max_speed_error))
     return _drop_short_pieces(follower.run(seed))
 
 
