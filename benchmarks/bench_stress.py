@@ -16,11 +16,15 @@ turns and the SNR distribution, overall, by kind and by habit.
     python benchmarks/bench_stress.py --renderer indie --scale small --discs 20
                                        # discs of the independent renderer (tests/indie_scanner.py)
     python benchmarks/bench_stress.py --summary stress.jsonl   # the summary of a past run
+    python benchmarks/bench_stress.py --decodes dec/           # also keep each decode and its truth
+    python benchmarks/bench_stress.py --rescore dec/ --out stress.jsonl   # score kept decodes again
 
 A failure is a decode that raised, or no audio; audio that does not line up with the
 truth (``Comparison.status`` not "ok") is counted apart. Results go to ``--out`` (JSON lines),
 one line a disc, written as each finishes, so a long run can be summarised (or
-resumed with ``--resume``) at any time.
+resumed with ``--resume``) at any time. With ``--decodes`` each disc's decoded audio and
+its truth are kept (an .npz a disc, about 1 MB a second of programme), so a change to the
+scoring can be measured on a long run without rendering and decoding it again.
 """
 from __future__ import annotations
 
@@ -101,7 +105,18 @@ INDIE_HABITS = ("col_gain_rms", "row_gain_rms", "col_offset_rms", "lamp_drift", 
 RENDERERS = {"groovescan": render_own, "indie": render_indie}
 
 
-def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
+def score(out, audio, reference, rpm, max_delay_s):
+    """Fill ``out`` with how ``audio`` lines up with the truth ``reference``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the status says how well it aligned
+        c = metrics.compare(audio, reference, sr=SR, rpm=rpm, max_delay_s=max_delay_s)
+    out.update(snr_db=c.snr_db, segmental_snr_db=c.segmental_snr_db, skips=int(c.n_skips),
+               speed_error=c.speed_error, wow_percent=c.wow_percent, status=c.status,
+               locked=float(np.isfinite(c.lag_track.lag_s).sum() / max(c.lag_track.lag_s.size, 1)))
+    return out
+
+
+def run_disc(seed, scale, scratch, keep, renderer="groovescan", decodes=None):
     """Render, decode and score one disc; a dict of what happened (never raises)."""
     out = dict(seed=seed, renderer=renderer)
     t0 = time.perf_counter()
@@ -116,19 +131,17 @@ def run_disc(seed, scale, scratch, keep, renderer="groovescan"):
             result = decode(str(case["path"]), rpm=case["rpm"], sr=SR)
         out["decode_s"] = time.perf_counter() - t1
         g = result.geometry
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")          # the status says how well it aligned
-            c = metrics.compare(result.audio, case["reference"], sr=SR, rpm=case["rpm"],
-                                max_delay_s=case["max_delay_s"])
+        if decodes is not None:
+            np.savez(Path(decodes) / f"{renderer}_{scale}_{seed:04d}.npz", audio=result.audio.astype(np.float32),
+                     reference=case["reference"].astype(np.float32), rpm=case["rpm"],
+                     max_delay_s=case["max_delay_s"])
+        score(out, result.audio, case["reference"], case["rpm"], case["max_delay_s"])
         centre_error = (np.array(g.centre_px) - np.array(case["centre_px"])) * np.array(g.px_mm)
         out.update(
-            ok=True, snr_db=c.snr_db, segmental_snr_db=c.segmental_snr_db, skips=int(c.n_skips),
-            speed_error=c.speed_error, wow_percent=c.wow_percent,
-            followed=result.track.followed_fraction, n_turns=result.track.n_turns,
+            ok=True, followed=result.track.followed_fraction, n_turns=result.track.n_turns,
             truth_turns=case["truth_turns"], centre_error_mm=float(np.hypot(*centre_error)),
             pitch_error=g.pitch_mm / case["pitch_mm"] - 1, polarity_ok=case["polarity"] in (g.polarity, "weak"),
             direction_ok=g.direction == case["direction"], gaps=len(result.report.gaps),
-            status=c.status, locked=float(np.isfinite(c.lag_track.lag_s).sum() / max(c.lag_track.lag_s.size, 1)),
             clicks=result.report.n_clicks)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports failures and goes on
         out.setdefault("describe", f"{renderer} disc {seed}")
@@ -195,6 +208,22 @@ def summary(results):
         print(f"  failed: disc {r['seed']}: {r['error']}")
 
 
+def rescore(out_path, decodes, scale, renderer):
+    """Score the decodes kept in ``decodes`` again and rewrite their lines of ``out_path``."""
+    results = [json.loads(x) for x in open(out_path)]
+    n = 0
+    for r in results:
+        kept = Path(decodes) / f"{renderer}_{scale}_{r['seed']:04d}.npz"
+        if r["ok"] and r["renderer"] == renderer and kept.exists():
+            with np.load(kept) as d:
+                score(r, d["audio"], d["reference"], float(d["rpm"]), float(d["max_delay_s"]))
+            n += 1
+            print(line(r), flush=True)
+    Path(out_path).write_text("".join(json.dumps(r) + "\n" for r in results))
+    print(f"rescored {n} of {len(results)} discs in {out_path}")
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--discs", type=int, default=200, help="number of discs (seeds first .. first+discs-1)")
@@ -209,7 +238,14 @@ def main(argv=None):
     parser.add_argument("--scratch", default=None, help="folder for the rendered scans (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the rendered scans")
     parser.add_argument("--summary", metavar="JSONL", help="only print the summary of a past run")
+    parser.add_argument("--decodes", metavar="DIR", help="keep each disc's decode and truth here (.npz)")
+    parser.add_argument("--rescore", metavar="DIR", help="only score the decodes kept in DIR again (rewrites --out)")
     args = parser.parse_args(argv)
+    if args.rescore:
+        summary(sorted(rescore(args.out, args.rescore, args.scale, args.renderer), key=lambda r: r["seed"]))
+        return 0
+    if args.decodes:
+        os.makedirs(args.decodes, exist_ok=True)
     if args.summary:
         summary([json.loads(x) for x in open(args.summary)])
         return 0
@@ -222,7 +258,8 @@ def main(argv=None):
     scratch = args.scratch or tempfile.mkdtemp(prefix="groovescan_stress_")
     results = list(previous)
     with open(args.out, "a" if args.resume else "w") as log, ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_disc, s, args.scale, scratch, args.keep, args.renderer) for s in seeds]
+        futures = [pool.submit(run_disc, s, args.scale, scratch, args.keep, args.renderer, args.decodes)
+                   for s in seeds]
         for future in as_completed(futures):
             r = future.result()
             results.append(r)
