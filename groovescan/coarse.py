@@ -388,6 +388,32 @@ def _commonest_period(blocks: GrooveBlocks, inliers=None):
 
 # ----------------------------------------------------------------------------- ring
 
+def _misplaced_ring_hint(blocks: GrooveBlocks, centre_px, inliers, radii_mm, seen_ring):
+    """Why the user's grooved ring cannot be right, or "" if it may be.
+
+    A hint is for grooves too faint for the blocks, so an empty ring alone proves
+    nothing. It is refused only when the blocks see a ring of grooves elsewhere, apart
+    from the hint, and hardly any grooves facing the centre inside it (an outer radius
+    given as a diameter, a radius in the wrong unit).
+    """
+    if seen_ring is None or not (seen_ring[1] <= radii_mm[0] or seen_ring[0] >= radii_mm[1]):
+        return ""
+    rows, cols = blocks.grid_px()
+    radius_all = np.hypot(rows[:, None] - centre_px[0], cols[None, :] - centre_px[1]) * blocks.px_mm
+    in_hint = (radius_all >= radii_mm[0]) & (radius_all <= radii_mm[1])
+    grooves = np.zeros(in_hint.size, bool)
+    grooves[blocks.index[inliers]] = True
+    n_hint, n_grooves = int(in_hint.sum()), int((grooves & in_hint.ravel()).sum())
+    if n_hint and n_grooves >= 0.1 * n_hint:
+        return ""
+    there = (f"{n_grooves} of the {n_hint} blocks there look like grooves facing it" if n_hint else
+             "that ring lies off the scan")
+    return (f"no grooves between r = {radii_mm[0]:g} and {radii_mm[1]:g} mm around the spiral centre "
+            f"(row {centre_px[0]:.0f}, col {centre_px[1]:.0f}): {there}, while the grooves seen lie "
+            f"between r = {seen_ring[0]:g} and {seen_ring[1]:g} mm. Give --radii as the inner and outer "
+            "radius of the grooves in mm from the spiral centre (not diameters), or leave it out")
+
+
 def _grooved_ring(blocks: GrooveBlocks, centre_px, inliers, ring_mm=1.0):
     """Radii (mm) of the ring where most blocks are grooves facing the centre, or None.
 
@@ -444,6 +470,7 @@ def _lags(texture, reference, max_lag):
     a = texture - texture.mean(axis=1, keepdims=True)
     b = reference - reference.mean()
     corr = sp_fft.irfft(sp_fft.rfft(a, size, axis=1) * np.conj(sp_fft.rfft(b, size)), size, axis=1)
+    max_lag = min(max_lag, n - 1)       # a ring narrower than the reach (a hint near the hole)
     lags = np.r_[0:max_lag + 1, -max_lag:0]
     values = corr[:, lags]
     best = np.argmax(values, axis=1)
@@ -554,7 +581,19 @@ def coarse_geometry(image, px_mm, *, centre_px=None, radii_mm=None, pitch_mm=Non
                        "in the scan does not face one point. If this is a record scan, give the "
                        "spiral centre (--centre ROW,COL) or check --dpi", found)
     found = CoarseGeometry(centre, np.nan, np.nan, blocks, inliers, given_centre, radii_mm is not None)
-    ring = tuple(radii_mm) if radii_mm is not None else _grooved_ring(blocks, centre, inliers)
+    seen_ring = _grooved_ring(blocks, centre, inliers)
+    if radii_mm is not None:
+        wrong = _misplaced_ring_hint(blocks, centre, inliers, radii_mm, seen_ring)
+        if wrong:
+            raise fail(wrong, found)
+    ring = tuple(radii_mm) if radii_mm is not None else seen_ring
+    if ring is None and given_centre:
+        elsewhere, _ = _consensus_centre(blocks, image.shape, np.random.default_rng(seed))
+        facing = ("" if elsewhere is None else
+                  f"; the grooves seen face row {elsewhere[0]:.0f}, col {elsewhere[1]:.0f}")
+        raise fail(f"no ring of grooves found around the given centre (row {centre[0]:.0f}, col "
+                   f"{centre[1]:.0f}){facing}. Check --centre: the spiral centre's row from the top "
+                   "and column from the left, in pixels of this scan", found)
     if ring is None:
         raise fail("no ring of grooves found around the spiral centre; give the grooved radii "
                    "(--radii R1-R2, mm) if the grooves are faint", found)

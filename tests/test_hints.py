@@ -129,3 +129,45 @@ def test_all_three_hints_give_the_true_geometry_and_are_reported(disc):
     assert result.track.followed_fraction > 0.97
     assert _centre_error_mm(g, truth) < 0.01
     assert g.pitch_mm == pytest.approx(truth.pitch_mm, rel=0.01)
+
+
+# --- hints that cannot be right for this scan: a clear error, not a decode of noise --------
+
+@pytest.mark.parametrize("radii", [
+    "beyond",          # on the film, past the grooves
+    "diameters",       # the grooves' diameters given for radii: off the scan
+    "near the hole",   # a ring narrower than the registration's reach (was an IndexError)
+])
+def test_a_ring_hint_without_grooves_is_refused_naming_the_ring_seen(disc, radii):
+    image, truth = disc
+    hint = {"beyond": (truth.r_start_mm + 2.0, truth.r_start_mm + 4.5),
+            "diameters": (2 * truth.r_end_mm, 2 * truth.r_start_mm),
+            "near the hole": (2.0, 3.0)}[radii]
+    with pytest.raises(groovescan.NoGrooveError) as caught:
+        _decode(image, radii_mm=hint)
+    message = str(caught.value)
+    assert f"no grooves between r = {hint[0]:g} and {hint[1]:g} mm" in message
+    seen = [float(x) for x in message.split("the grooves seen lie between r = ")[1].split(" mm")[0].split(" and ")]
+    assert seen[0] <= truth.r_end_mm and seen[1] >= truth.r_start_mm     # where the grooves really are
+    assert seen[1] - seen[0] < 2 * (truth.r_start_mm - truth.r_end_mm) + 4
+    assert "not diameters" in message
+    assert caught.value.evidence is not None        # for the picture of what the geometry saw
+
+
+def test_a_ring_hint_over_part_of_the_grooves_is_taken(disc):
+    image, truth = disc
+    hint = (truth.r_end_mm - 3.0, 0.5 * (truth.r_end_mm + truth.r_start_mm))
+    result = _decode(image, radii_mm=hint)
+    assert (result.geometry.r_inner_mm, result.geometry.r_outer_mm) == pytest.approx(hint)
+
+
+def test_a_centre_hint_away_from_the_grooves_is_refused_naming_the_centre_seen(disc):
+    image, truth = disc
+    wrong = _off_centre(truth, row_mm=-20.0, col_mm=12.0)      # on the image, 23 mm off
+    with pytest.raises(groovescan.NoGrooveError, match="around the given centre") as caught:
+        _decode(image, centre_px=wrong)
+    text = str(caught.value).split("the grooves seen face row ")[1]
+    row, col = float(text.split(",")[0]), float(text.split("col ")[1].split(".")[0])
+    assert abs(row - truth.centre_px[0]) * truth.px_mm[0] < 0.5
+    assert abs(col - truth.centre_px[1]) * truth.px_mm[1] < 0.5
+    assert "Check --centre" in str(caught.value)
