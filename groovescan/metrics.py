@@ -377,7 +377,7 @@ def flutter_weighting_db(freqs_hz) -> np.ndarray:
 
 # Alignment, in five steps (see compare's notes):
 _SEED_CHUNK_S = 0.5          # reference chunk searched over (lag, speed) to start
-_SEED_CANDIDATES = 3         # loudest chunks tried
+_SEED_CANDIDATES = 4         # chunks tried, the loudest of as many stretches
 _SEED_SIGMAS = 7.0           # a seed must beat chance correlation by this many sigma
 _SEED_BAND_FRACTION = 0.2    # seed band holds at least this fraction of the energy
 _TRACK_RADIUS_S = 0.005      # lag search either side of the prediction, window to window
@@ -727,10 +727,14 @@ def _slope_grid(max_speed_error, resolution) -> np.ndarray:
 
 
 def _loudest_chunks(x, chunk, count):
+    """Starts of up to ``count`` chunks to seed from, loudest first: the loudest chunk of
+    each of ``count`` equal stretches of ``x``. Spread out, so that one bad stretch of
+    a decode (a misread part of the disc) cannot hold all of them."""
     n = x.size // chunk
     energy = np.add.reduceat(x[:n * chunk] ** 2, np.arange(0, n * chunk, chunk))
-    order = np.argsort(energy)[::-1][:count]
-    return [int(i * chunk) for i in order if energy[i] > 0]
+    edges = np.linspace(0, n, count + 1).astype(int)
+    picks = {int(a + np.argmax(energy[a:b])) for a, b in zip(edges[:-1], edges[1:]) if b > a}
+    return [i * chunk for i in sorted(picks, key=lambda i: -energy[i]) if energy[i] > 0]
 
 
 # --- step 3: track ------------------------------------------------------------------

@@ -311,6 +311,20 @@ def test_compare_flags_a_decode_that_lost_the_groove():
     assert c.snr_db == pytest.approx(10 * np.log10(0.25 / (0.25 / 2 + 1.25 / 2)), abs=0.5)
 
 
+def test_compare_seeds_where_the_decode_is_right_when_its_loudest_part_is_not():
+    # the music is loudest in the last half, and that is where the decode went wrong
+    # (a misread stretch of the disc): a seed is still found in the first half
+    reference = white(25, 12.0) * np.r_[np.full(6 * SR, 0.5), np.full(6 * SR, 1.0)]
+    decoded = np.r_[np.zeros(int(0.3 * SR)), reference][:reference.size]     # 0.3 s late
+    decoded[6 * SR:] = white(26, 6.0)
+    with pytest.warns(AlignmentWarning):
+        c = compare(decoded, reference, sr=SR)
+    assert c.status == "partial"
+    assert c.delay_s == pytest.approx(0.3, abs=1e-4)
+    locked = np.isfinite(c.lag_track.lag_s)
+    assert locked[c.lag_track.times_s < 5.5].mean() > 0.9
+
+
 def test_compare_aligns_a_tonal_reference_without_shifting_it():
     t = times()
     chord = sum(np.sin(2 * np.pi * f * t + p) for f, p in [(220, 0), (277, 1), (330, 2), (440, 3)])
