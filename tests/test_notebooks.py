@@ -2,7 +2,9 @@
 
 The first three decode the 1200 dpi sample scan (~12 s; the restoration notebook
 twice); the damaged-discs notebook renders and decodes a small broken disc and its
-clean twin (~25 s). About a minute together: they run in the default test run.
+clean twin (~25 s); the real-scanners notebook renders a small disc on a flatbed's bed
+and clean, and decodes them and the flatbed one again with hints (~70 s). About two
+minutes together: they run in the default test run.
 
 The kernel is a separate process: it is given this checkout on PYTHONPATH, so the
 notebooks run against the code here, not an installed copy of groovescan.
@@ -25,7 +27,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 def test_the_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_inside_the_decoder.ipynb", "03_restoration.ipynb",
-        "04_damaged_discs.ipynb"]
+        "04_damaged_discs.ipynb", "05_real_scanners.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
