@@ -259,13 +259,13 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             cand, cand_r = np.where(use, cand2, cand), np.where(use, cand2_r, cand_r)
             this_pitch = np.abs(cand_r - fence)
         grown = ok & (this_pitch > 1.6 * prev_pitch)
-        if k > 0 and grown.any():
+        if grown.any():
             # widened smoothly onto a groove as clear as the last turn's (a band spacer,
             # a run-out): the spacing really changed. Past a groove's end (inside a
             # locked groove, on blank film) the peaks are noise, far weaker.
             found = response[cols, np.clip(np.round(np.nan_to_num(cand_r)).astype(int), 0, n_r - 1)]
             grown &= ~(_spacing_ramps(this_pitch, prev_pitch) & (found > 0.5 * typical))
-        if k > 0 and grown.any():
+        if grown.any():
             # a weaker groove one previous pitch on is the real one: locally (dust, a
             # patch) or round the whole turn (loud, blurred grooves the strong-peak search
             # jumped over). A lead-in or run-out has no groove there, only land.

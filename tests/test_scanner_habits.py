@@ -117,6 +117,40 @@ def test_disc_cut_by_the_image_edge():
     assert s.max_lag_jump_s < 0.01
 
 
+# A bigger disc, 16 s of groove from r = 31 to 25 mm: its outer turns cross the image's
+# edge and the inner ones lie wholly inside, near it. The tracker's first turn (where the
+# grooves are densest) is cut by the edge, and the turn after it must not jump, in the
+# columns off the image, to the first groove inside it several turns on.
+EDGE_DISC = dict(disc_diameter_mm=74.0, r_start_mm=31.0, pitch_mm=0.26, rpm=78.0, mode="reflective",
+                 outline_irregularity_mm=0.0, film_anatomy="none", seed=1)
+
+
+def _edge_disc_snr(dpi, **bed):
+    rendered = synth.render_scan(music_like(16.0, seed=3), sr=SR, dpi=dpi, **EDGE_DISC, **bed)
+    truth = rendered.truth
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = decode(rendered.image, dpi=dpi, sr=SR)
+    reference = np.array(truth.velocity, dtype=np.float64)
+    for start, stop in truth.gaps:                  # what the image cannot show is muted
+        reference[int(start * SR):int(np.ceil(stop * SR))] = 0.0
+    return truth, score(result.audio, reference)
+
+
+@pytest.mark.parametrize("dpi, bed", [
+    (2400.0, dict(bed_mm=(80.0, 60.0), disc_at_mm=(40.0, 26.5))),     # the left edge cuts it
+    (2000.0, dict(bed_mm=(60.0, 80.0), disc_at_mm=(26.5, 30.0))),     # the top edge
+], ids=["left-2400dpi", "top-2000dpi"])
+def test_grooves_that_leave_the_image_and_come_back_inside_it(dpi, bed):
+    truth, cut = _edge_disc_snr(dpi, **bed)
+    off_image = sum(b - a for (a, b), cause in zip(truth.gaps, truth.gap_causes) if cause == "off image")
+    assert off_image > 1.0                          # seconds: the case is what it says
+    _, whole = _edge_disc_snr(dpi, bed_mm=(80.0, 80.0))
+    assert cut.max_lag_jump_s < 0.01
+    # before the fix the turns inside the edge were read several grooves off: -9 to -10 dB
+    assert cut.snr_db > whole.snr_db - 3.0, f"{cut.snr_db:.1f} dB, whole disc {whole.snr_db:.1f} dB"
+
+
 if __name__ == "__main__":                          # the losses MEASURED_LOSS_DB records
     truth, result = render_and_decode()
     reference = score(result.audio, truth.velocity).snr_db
