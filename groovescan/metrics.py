@@ -523,7 +523,8 @@ def compare(
 
     alignment = _align(ref_band, dec_band, dec_sampler, sr=sr, band=band,
                        max_delay_s=max_delay_s, max_speed_error=max_speed_error,
-                       window_s=window_s, wow_max_hz=wow_max_hz)
+                       window_s=window_s, wow_max_hz=wow_max_hz,
+                       turn_s=60.0 / rpm if rpm else None)
     score = _score(ref, dec, dec_band, alignment, sr=sr, band=band, edge=edge,
                    segment_s=segment_s, clip_db=options["segment_clip_db"])
     timing = _timing(alignment, wow_max_hz=wow_max_hz, window_s=window_s)
@@ -865,7 +866,8 @@ class _Follower:
         return float(np.clip(line[0], *self.slope_range))
 
 
-def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s, max_speed_error) -> _RawTrack:
+def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s, max_speed_error,
+           turn_s=None) -> _RawTrack:
     step = max(1, int(sr // (2.5 * band[1])))
     rate = sr / step
     ref_a = sps.resample_poly(ref_band, 1, step) if step > 1 else ref_band
@@ -874,7 +876,8 @@ def _track(ref_band, dec_band, *, sr, band, seed, window_s, max_jump_s, max_spee
     follower = _Follower(ref_a, _Sampler(dec_a, rate=rate, order=3), rate=rate, window_s=window_s,
                          max_jump_s=max_jump_s, chance_rho=chance,
                          slope_range=_slope_bounds(max_speed_error))
-    return _drop_short_pieces(follower.run(seed))
+    track = _drop_short_pieces(follower.run(seed))
+    return _drop_interludes(track, turn_s) if turn_s else track
 
 
 def _chance_rho(x, *, rate, band, duration_s) -> float:
@@ -907,6 +910,63 @@ def _drop_short_pieces(track: _RawTrack) -> _RawTrack:
     piece = np.array([renumber.get(p, -1) for p in piece])
     lag = np.where(locked, track.lag_s, np.nan)
     return _RawTrack(track.times_s, lag, track.slope, track.rho, locked, piece, track.silent)
+
+
+def _drop_interludes(track: _RawTrack, turn_s, max_gap_s=5.0) -> _RawTrack:
+    """Unlock short stretches that interrupt one continuing lag line.
+
+    Where the decode is briefly unreadable (a muted gap, a misread patch), the follower
+    loses the lock and may hold for a moment onto the music elsewhere (a repeated
+    phrase) before it comes back: pieces A, (B, ...,) C with C continuing A's line. The
+    pieces between are the comparison's, not the decode's: a decode leaves its line
+    only by whole turns. So where a piece starting within ``max_gap_s`` of A's end
+    continues A's line (its first lag within the search radius of A's last lag and
+    speed), the pieces between, each shorter than A and C, are unlocked unless every
+    one of them lies whole turns off the line (the decode really went to a
+    neighbouring turn and back), and A and C become one piece.
+    """
+    locked, piece = track.locked.copy(), track.piece.copy()
+    t, lag, slope = track.times_s, track.lag_s, track.slope
+
+    def merge_one():
+        members = {int(p): np.flatnonzero(locked & (piece == p)) for p in np.unique(piece[locked])}
+        ids = sorted(members, key=lambda p: t[members[p][0]])
+        for i, a in enumerate(ids):
+            last = members[a][-1]
+            # A's line through its last second, robustly: as the lock was lost, the last
+            # window or two may have slipped onto a tone's neighbouring period, and the
+            # speed estimate with them
+            tail = members[a][t[members[a]] >= t[last] - 1.0]
+            speed = np.median(slope[tail])
+            anchor = np.median(lag[tail] - speed * (t[tail] - t[last]))
+
+            def off_line(w):            # lag less A's line, in turns
+                return (lag[w] - anchor - speed * (t[w] - t[last])) / turn_s
+
+            for k, c in enumerate(ids[i + 1:], start=i + 1):
+                first = members[c][0]
+                if t[first] - t[last] > max_gap_s:
+                    break
+                head = members[c][t[members[c]] <= t[first] + 1.0]
+                if abs(np.median(off_line(head))) * turn_s > _TRACK_RADIUS_S:
+                    continue
+                between = ids[i + 1:k]
+                shortest = min(members[a].size, members[c].size)
+                offsets = [float(np.median(off_line(members[b]))) for b in between]
+                whole_turns = [round(x) != 0 and abs(x - round(x)) <= _REVOLUTION_TOLERANCE for x in offsets]
+                if all(members[b].size < shortest for b in between) and not (between and all(whole_turns)):
+                    for b in between:
+                        locked[piece == b] = False
+                    piece[piece == c] = a
+                    return True
+        return False
+
+    while merge_one():
+        pass
+    piece[~locked] = -1
+    order = {p: k for k, p in enumerate(np.unique(piece[locked]))}
+    piece = np.array([order.get(p, -1) for p in piece])
+    return _RawTrack(t, np.where(locked, lag, np.nan), slope, track.rho, locked, piece, track.silent)
 
 
 def _same_lag(track, locked, piece, p, q) -> bool:
@@ -1154,7 +1214,7 @@ def _best_split(ref_band, dec, *, sr, lo_s, hi_s, early, late, gain):
 
 
 def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_speed_error,
-           window_s, wow_max_hz) -> _Alignment:
+           window_s, wow_max_hz, turn_s=None) -> _Alignment:
     """Steps 2-5 of :func:`compare`: seed, track, refine and fit, join."""
     duration_s = ref_band.size / sr
     seed = _find_seed(ref_band, dec_band, sr=sr, band=band, max_delay_s=max_delay_s,
@@ -1162,7 +1222,7 @@ def _align(ref_band, dec_band, dec: _Sampler, *, sr, band, max_delay_s, max_spee
     raw = None
     if seed is not None:
         raw = _track(ref_band, dec_band, sr=sr, band=band, seed=seed, window_s=window_s,
-                     max_jump_s=max_delay_s, max_speed_error=max_speed_error)
+                     max_jump_s=max_delay_s, max_speed_error=max_speed_error, turn_s=turn_s)
     if raw is None or not raw.locked.any():
         warnings.warn("the decode matches the reference nowhere; SNR computed without "
                       "alignment (check band, max_delay_s, max_speed_error)",
@@ -1353,9 +1413,12 @@ def _timing(alignment: _Alignment, *, wow_max_hz, window_s):
     durations, slopes, intercepts = np.array(lines).T
     slope = float(np.average(slopes, weights=durations))
     # Wow: speed relative to the constant speed, where the spline is backed by data,
-    # leaving out a knot interval at each end (splines are loose there).
+    # leaving out a knot interval at each end (splines are loose there), on pieces
+    # long enough to hold three periods of the fastest wow followed (a fraction of a
+    # second matched on a repeated phrase can show any speed)
+    long_enough = [p for p in alignment.pieces if p.last_s - p.first_s >= 3 / wow_max_hz]
     wow = []
-    for piece in alignment.pieces:
+    for piece in long_enough or alignment.pieces:
         grid = _piece_grid(piece, alignment.track, 1 / (4 * wow_max_hz), window_s)
         if grid.size:
             wow.append((1 + slope) / (1 + piece.slope(grid)) - 1)

@@ -6,6 +6,7 @@ speed errors and wow are exact, not themselves interpolated. Every generator is
 seeded. Each tolerance says where it comes from.
 """
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -279,6 +280,40 @@ def test_compare_reports_jumps_without_rpm_but_does_not_call_them_skips():
     assert c.skips == ()
     (time_s, jump_s), = c.jumps
     assert jump_s == pytest.approx(-TURN_78, abs=1e-4)
+
+
+def _decode_with_an_interlude(offset_s, duration_s=0.6):
+    """12 s of noise decoded 0.2 s late, but for ``duration_s`` from 5.2 s holding the
+    reference from ``offset_s`` later (the music of another turn, or from elsewhere)."""
+    reference = white(27, 12.0)
+    decoded = np.r_[np.zeros(int(0.2 * SR)), reference][:reference.size]
+    a, n, shift = int(5.2 * SR), int(duration_s * SR), int(round(offset_s * SR))
+    decoded[a:a + n] = reference[a - int(0.2 * SR) + shift:a - int(0.2 * SR) + shift + n]
+    return reference, decoded
+
+
+@pytest.mark.parametrize("offset_s", [0.25, 0.43])
+def test_compare_does_not_call_a_short_match_elsewhere_a_jump(offset_s):
+    # the comparison matches the interlude at its own lag (the music it shows is not
+    # where it belongs); the decode never left its line: no jumps, no skips, no wow,
+    # and the interlude is error
+    reference, decoded = _decode_with_an_interlude(offset_s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = compare(decoded, reference, sr=SR, rpm=78)
+    assert c.jumps == () and c.n_skips == 0
+    assert c.wow_percent < 0.01
+    assert c.delay_s == pytest.approx(0.2, abs=1e-4)
+    assert c.snr_db == pytest.approx(10 * np.log10(11.0 / (2 * 0.6)), abs=1.0)
+
+
+def test_compare_keeps_a_whole_turn_excursion_and_back():
+    # the decode read the next turn for longer than a turn and came back: two skips
+    reference, decoded = _decode_with_an_interlude(TURN_78, duration_s=1.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = compare(decoded, reference, sr=SR, rpm=78)
+    assert [turns for _, turns in c.skips] == [-1, 1]          # ahead a turn, then back
 
 
 def test_compare_keeps_clicks_in_the_error():
