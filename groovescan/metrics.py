@@ -437,7 +437,8 @@ def compare(
         below 0.95 times the Nyquist frequency.
     rpm : float, optional
         The speed the decode's timebase assumes (revolutions per minute). Needed to
-        classify lag jumps as skipped or repeated turns of ``60 / rpm`` s.
+        classify lag jumps as skipped or repeated turns of ``60 / rpm`` s, and to drop
+        the comparison's brief locks elsewhere (which are no whole turns off).
     max_delay_s : float
         Largest delay (s) at reference time 0, and largest lag jump, searched for.
     max_speed_error : float
@@ -478,7 +479,10 @@ def compare(
     3. *Track*: window by window away from the seed, the local lag is the peak of the
        normalised cross-correlation (speed-compensated, sub-sample by parabolic
        interpolation) near the predicted lag. When the match is lost, a wide search
-       looks for a confirmed jump (a skip or repeat) and starts a new *piece*.
+       looks for a confirmed jump (a skip or repeat) and starts a new *piece*. A
+       piece that only interrupts a continuing lag line for a moment (music matched
+       elsewhere while the decode was unreadable) is dropped, unless it lies whole
+       turns off the line.
     4. *Refine and fit*: each window's lag is refined on its own by Gauss-Newton
        steps on the interpolated decode (unbiased at any fractional lag) and weighted
        by its Fisher information; each piece's lags are fitted by a robust (Tukey
