@@ -216,16 +216,14 @@ def _seed_turn(response, last_peak, next_peak, predicted, max_step):
 
 
 def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_px, max_turns,
-            fence_seen=None, min_found=0.2, progress=None):
+            min_found=0.2, progress=None):
     """Turns beyond ``fence`` (fractional radius indices per column), one at a time.
 
     Each turn is the first groove past the previous one at the same angle (the fence).
     Where the found spacing disagrees with its neighbours along the turn, or grows by
     half against the previous turn in a few columns only (a groove missed under dust or
     an opaque patch), the column is coasted one local pitch on. A spacing change over
-    most of the turn is real: a lead-in or a run-out spiral. ``fence_seen`` marks the
-    columns where the first fence (the seed turn) was seen, not only predicted: there
-    its spacing to the next turn is taken as found.
+    most of the turn is real: a lead-in or a run-out spiral.
     """
     n, n_r = response.shape
     cols = np.arange(n)
@@ -261,11 +259,6 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             cand, cand_r = np.where(use, cand2, cand), np.where(use, cand2_r, cand_r)
             this_pitch = np.abs(cand_r - fence)
         grown = ok & (this_pitch > 1.6 * prev_pitch)
-        if k == 0 and fence_seen is not None:
-            # a seen seed turn vouches for the spacing beyond it (a lead-in, a run-out);
-            # where it was only predicted (off the image, under a patch), the first groove
-            # found may be turns further on
-            grown &= ~fence_seen
         if grown.any():
             # widened smoothly onto a groove as clear as the last turn's (a band spacer,
             # a run-out): the spacing really changed. Past a groove's end (inside a
@@ -453,9 +446,9 @@ def track_groove(scan, geometry: DiscGeometry, *, points_per_turn=None, progress
     strong, strong_last = _peak_positions(response, crests, 1.2 * threshold)
     del crests
     outward = _follow(response, strong_last, _next_peak(strong), weak_last, seed, inward=False,
-                      pitch_px=pitch_px, max_turns=max_turns, fence_seen=seed_seen, min_found=0.5)
+                      pitch_px=pitch_px, max_turns=max_turns, min_found=0.5)
     inward = _follow(response, last_peak, next_peak, weak_last, seed, inward=True,
-                     pitch_px=pitch_px, max_turns=max_turns, fence_seen=seed_seen, progress=progress)
+                     pitch_px=pitch_px, max_turns=max_turns, progress=progress)
     seed_at = np.clip(np.round(seed).astype(int), 0, response.shape[1] - 1)
     seed_conf = np.where(seed_seen, np.minimum(response[np.arange(n), seed_at] / 4, 1), 0)
     turns = outward[::-1] + [(seed, seed_conf.astype(np.float32), ~seed_seen, np.full(n, pitch_px))] + inward
