@@ -437,8 +437,9 @@ def compare(
         below 0.95 times the Nyquist frequency.
     rpm : float, optional
         The speed the decode's timebase assumes (revolutions per minute). Needed to
-        classify lag jumps as skipped or repeated turns of ``60 / rpm`` s, and to drop
-        the comparison's brief locks elsewhere (which are no whole turns off).
+        classify lag jumps as skipped or repeated turns of ``60 / rpm`` s, and to tell
+        the comparison's brief locks elsewhere (not whole turns off the decode's line)
+        from the decode's own excursions.
     max_delay_s : float
         Largest delay (s) at reference time 0, and largest lag jump, searched for.
     max_speed_error : float
@@ -924,10 +925,10 @@ def _drop_interludes(track: _RawTrack, turn_s, max_gap_s=5.0) -> _RawTrack:
     phrase) before it comes back: pieces A, (B, ...,) C with C continuing A's line. The
     pieces between are the comparison's, not the decode's: a decode leaves its line
     only by whole turns. So where a piece starting within ``max_gap_s`` of A's end
-    continues A's line (its first lag within the search radius of A's last lag and
-    speed), the pieces between, each shorter than A and C, are unlocked unless every
-    one of them lies whole turns off the line (the decode really went to a
-    neighbouring turn and back), and A and C become one piece.
+    continues A's line (the median lag of its first second within the search radius of
+    the line through A's last second), the pieces between, each shorter than A and C,
+    are unlocked unless every one of them lies whole turns off the line (the decode
+    really went to a neighbouring turn and back), and A and C become one piece.
     """
     locked, piece = track.locked.copy(), track.piece.copy()
     t, lag, slope = track.times_s, track.lag_s, track.slope
