@@ -269,9 +269,11 @@ def _follow(response, last_peak, next_peak, weak_peak, fence, *, inward, pitch_p
             # a weaker groove one previous pitch on is the real one: locally (dust, a
             # patch) or round the whole turn (loud, blurred grooves the strong-peak search
             # jumped over). A lead-in or run-out has no groove there, only land.
+            # (the first turn out has only the geometry's pitch to go by, no measured
+            # spacing: there a hidden groove is coasted over, not looked for)
             expect = np.clip(np.round(fence + sign * prev_pitch).astype(int), 0, n_r - 1)
             near = weak_peak[cols, expect]
-            rescue = grown & (np.abs(near - expect) <= 0.3 * prev_pitch)
+            rescue = grown & (np.abs(near - expect) <= 0.3 * prev_pitch) & (k > 0)
             whole_turn = grown.sum() >= 0.5 * ok.sum()
             if whole_turn and rescue.sum() < 0.5 * grown.sum():
                 grown = np.zeros(n, bool)           # the spacing really changed
