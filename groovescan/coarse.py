@@ -103,6 +103,12 @@ class GrooveBlocks:
         cols = self.grid_origin_px + self.grid_step_px * np.arange(self.grid_shape[1])
         return rows, cols
 
+    def grid_radius_mm(self, centre_px):
+        """Distance (mm) of every block of the grid from ``centre_px`` (row, col), flat
+        in the order ``index`` counts."""
+        rows, cols = self.grid_px()
+        return (np.hypot(rows[:, None] - centre_px[0], cols[None, :] - centre_px[1]) * self.px_mm).ravel()
+
 
 @dataclass(frozen=True)
 class CoarseGeometry:
@@ -398,12 +404,9 @@ def _misplaced_ring_hint(blocks: GrooveBlocks, centre_px, inliers, radii_mm, see
     """
     if seen_ring is None or not (seen_ring[1] <= radii_mm[0] or seen_ring[0] >= radii_mm[1]):
         return ""
-    rows, cols = blocks.grid_px()
-    radius_all = np.hypot(rows[:, None] - centre_px[0], cols[None, :] - centre_px[1]) * blocks.px_mm
-    in_hint = (radius_all >= radii_mm[0]) & (radius_all <= radii_mm[1])
-    grooves = np.zeros(in_hint.size, bool)
-    grooves[blocks.index[inliers]] = True
-    n_hint, n_grooves = int(in_hint.sum()), int((grooves & in_hint.ravel()).sum())
+    radius = blocks.grid_radius_mm(centre_px)
+    in_hint = (radius >= radii_mm[0]) & (radius <= radii_mm[1])
+    n_hint, n_grooves = int(in_hint.sum()), int(in_hint[blocks.index[inliers]].sum())
     if n_hint and n_grooves >= 0.1 * n_hint:
         return ""
     there = (f"{n_grooves} of the {n_hint} blocks there look like grooves facing it" if n_hint else
@@ -422,10 +425,7 @@ def _grooved_ring(blocks: GrooveBlocks, centre_px, inliers, ring_mm=1.0):
     heaviest run of rings where that exceeds a quarter (gaps of up to two rings bridged:
     a band spacer, a blank stretch). It reaches about half a block beyond the grooves.
     """
-    px = blocks.px_mm
-    rows, cols = blocks.grid_px()
-    radius_all = np.hypot(rows[:, None] - centre_px[0], cols[None, :] - centre_px[1]) * px
-    ring_all = np.floor(radius_all / ring_mm).astype(int).ravel()
+    ring_all = np.floor(blocks.grid_radius_mm(centre_px) / ring_mm).astype(int)
     n_rings = int(ring_all.max()) + 1
     ring_in = ring_all[blocks.index[inliers]]
     frac = np.bincount(ring_in, minlength=n_rings) / np.maximum(np.bincount(ring_all, minlength=n_rings), 1)
