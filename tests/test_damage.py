@@ -4,7 +4,7 @@ two or more severities.
 Bars are relative to the same disc rendered clean (same seeds), so they measure what the
 damage costs, not the scanner. Dust, hairs and scratches corrupt one wall or a few
 samples; the decoder keeps the clean wall, repairs the rest by AR interpolation, and
-must stay within 1.5 dB of the clean decode (measured: 0.1-0.4 dB lost). Opaque patches
+must stay within 1.5 dB of the clean decode (measured: 0.1-0.5 dB lost). Opaque patches
 hide the groove outright: the track must be carried across them without jumping a turn,
 and the hidden stretches must be flagged (repaired or muted), not passed on as audio.
 
@@ -56,10 +56,14 @@ def clean():
 
 
 @pytest.mark.parametrize("damage", [
-    dict(dust_per_cm2=2.0), dict(dust_per_cm2=10.0),
-    dict(scratches=4), dict(scratches=12),
-    dict(hairs=3), dict(hairs=10),
-])
+    # the default run puts all three on one disc, mild and strong (measured loss: 0.1 and
+    # 0.5 dB); each alone at both severities runs with -m slow
+    dict(dust_per_cm2=2.0, scratches=4, hairs=3), dict(dust_per_cm2=10.0, scratches=12, hairs=10),
+    further(dict(dust_per_cm2=2.0)), further(dict(dust_per_cm2=10.0)),
+    further(dict(scratches=4)), further(dict(scratches=12)),
+    further(dict(hairs=3)), further(dict(hairs=10)),
+], ids=["all-mild", "all-strong", "dust-mild", "dust-strong", "scratches-mild", "scratches-strong",
+        "hairs-mild", "hairs-strong"])
 def test_dust_hairs_scratches_are_repaired(clean, damage):
     _, _, reference = clean
     truth, result, comparison = _decode(**damage)
