@@ -21,7 +21,7 @@ centre. :mod:`groovescan.geometry` refines all of it to micrometres.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -121,6 +121,9 @@ class CoarseGeometry:
     blocks : GrooveBlocks the consensus was taken from.
     inliers : (n,) bool, blocks whose normal passes through the centre (None if no centre).
     centre_given, radii_given : bool, whether the user supplied them.
+    refused_radii_mm : (r_inner, r_outer), or None
+        Set on the evidence of a refused ``radii_mm`` hint: the ring the user gave, while
+        ``r_inner_mm``/``r_outer_mm`` hold the ring of grooves the blocks saw.
     scale_mismatch : float
         ``q``: the grooved ring looked ``1 + q`` times wider along the columns than along
         the rows (a flatbed's X and Y scales differ); 0 when not measured.
@@ -134,6 +137,7 @@ class CoarseGeometry:
     centre_given: bool = False
     radii_given: bool = False
     scale_mismatch: float = 0.0
+    refused_radii_mm: tuple[float, float] | None = None
 
     @property
     def px_mm(self) -> float:
@@ -584,8 +588,9 @@ def coarse_geometry(image, px_mm, *, centre_px=None, radii_mm=None, pitch_mm=Non
     seen_ring = _grooved_ring(blocks, centre, inliers)
     if radii_mm is not None:
         wrong = _misplaced_ring_hint(blocks, centre, inliers, radii_mm, seen_ring)
-        if wrong:
-            raise fail(wrong, found)
+        if wrong:                   # the picture shows both rings: the one seen, the one given
+            raise fail(wrong, replace(found, r_inner_mm=seen_ring[0], r_outer_mm=seen_ring[1],
+                                      refused_radii_mm=tuple(map(float, radii_mm))))
     ring = tuple(radii_mm) if radii_mm is not None else seen_ring
     if ring is None and given_centre:
         elsewhere, _ = _consensus_centre(blocks, image.shape, np.random.default_rng(seed))

@@ -270,7 +270,8 @@ def plot_geometry(scan_or_image, evidence, *, ax=None, max_px=1200, cmap="gray")
     Dots mark the 2 mm blocks periodic at a groove pitch, coloured by how strongly
     (cyan: their grooves face the centre; grey: they do not, e.g. Newton rings, a
     second disc, a ruler). The yellow + is the centre, the orange circles the grooved
-    ring, as far as the geometry got.
+    ring, as far as the geometry got; red dotted circles a ``radii_mm`` hint that was
+    refused because no grooves lie there.
     """
     coarse = _coarse_of(evidence)
     ax = plot_scan(scan_or_image, ax=ax, max_px=max_px, cmap=cmap)
@@ -287,12 +288,19 @@ def plot_geometry(scan_or_image, evidence, *, ax=None, max_px=1200, cmap="gray")
         cy, cx = coarse.centre_px
         ax.plot([cx], [cy], "+", color=_CENTRE, ms=14, mew=2,
                 label="spiral centre" + (" (given)" if coarse.centre_given else ""))
-        if np.isfinite(coarse.r_inner_mm):
-            theta = np.linspace(0, 2 * np.pi, 721)
-            for i, radius in enumerate((coarse.r_inner_mm, coarse.r_outer_mm)):
-                r_px = radius / blocks.px_mm
-                ax.plot(cx + r_px * np.cos(theta), cy + r_px * np.sin(theta), "--", color=_ANNULUS,
-                        lw=0.8, label="grooved ring" if i == 0 else None)
+        rings = [((coarse.r_inner_mm, coarse.r_outer_mm), "--", _ANNULUS, "grooved ring")]
+        if coarse.refused_radii_mm is not None:
+            rings.append((coarse.refused_radii_mm, ":", _LOST, "given --radii (refused)"))
+        theta = np.linspace(0, 2 * np.pi, 721)
+        limits = ax.get_xlim(), ax.get_ylim()      # a ring may reach past the scan: keep its frame
+        for radii, style, colour, label in rings:
+            for i, radius in enumerate(radii):
+                if np.isfinite(radius):
+                    r_px = radius / blocks.px_mm
+                    ax.plot(cx + r_px * np.cos(theta), cy + r_px * np.sin(theta), style, color=colour,
+                            lw=0.8 if style == "--" else 1.2, label=label if i == 0 else None)
+        ax.set_xlim(limits[0])
+        ax.set_ylim(limits[1])
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
     ax.set_title(ax.get_title() + f"; {blocks.count} of {blocks.grid_shape[0] * blocks.grid_shape[1]} "
@@ -318,6 +326,7 @@ def geometry_figure(scan, evidence, *, message=None, title=None):
     """
     require_matplotlib()
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     from . import __version__
 
@@ -342,6 +351,9 @@ def geometry_figure(scan, evidence, *, message=None, title=None):
         ax.hist([blocks.period_mm[~facing], blocks.period_mm[facing]], bins=bins, stacked=True,
                 color=[_OFF_CENTRE, _TRACK], label=["not facing the centre", "facing the centre"])
         ax.set_xscale("log")
+        ticks = (0.03, 0.05, 0.1, 0.2, 0.3, 0.5)     # plain numbers; the log minor labels overlap
+        ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize="small")
     ax.set_xlabel("period of the block's strongest peak (mm): the pitch or a harmonic")
     ax.set_ylabel("blocks")
@@ -782,6 +794,7 @@ def inspect_figure(scan, result, *, title=None):
     """
     require_matplotlib()
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     from . import __version__
 

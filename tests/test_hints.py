@@ -151,7 +151,28 @@ def test_a_ring_hint_without_grooves_is_refused_naming_the_ring_seen(disc, radii
     assert seen[0] <= truth.r_end_mm and seen[1] >= truth.r_start_mm     # where the grooves really are
     assert seen[1] - seen[0] < 2 * (truth.r_start_mm - truth.r_end_mm) + 4
     assert "not diameters" in message
-    assert caught.value.evidence is not None        # for the picture of what the geometry saw
+    evidence = caught.value.evidence                # for the picture of what the geometry saw
+    assert evidence.refused_radii_mm == pytest.approx(hint)
+    assert (evidence.r_inner_mm, evidence.r_outer_mm) == pytest.approx(seen, abs=0.01)
+
+
+def test_the_picture_of_a_refused_ring_hint_shows_it_beside_the_ring_seen(disc):
+    pytest.importorskip("matplotlib")
+    from groovescan import plot
+
+    image, truth = disc
+    hint = (truth.r_start_mm + 2.0, truth.r_start_mm + 4.5)
+    with pytest.raises(groovescan.NoGrooveError) as caught:
+        _decode(image, radii_mm=hint)
+    ax = plot.geometry_figure(image, caught.value).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "grooved ring" in labels and "given --radii (refused)" in labels
+    refused = next(line for line in ax.get_lines() if line.get_label() == "given --radii (refused)")
+    cy, cx = caught.value.evidence.centre_px
+    r_px = np.hypot(refused.get_xdata() - cx, refused.get_ydata() - cy)
+    assert r_px == pytest.approx(hint[0] / truth.px_mm[0], rel=0.01)     # the inner circle, in pixels
+    # the circles do not widen the picture past the scan
+    assert max(ax.get_xlim()) <= image.shape[1] + 1 and max(ax.get_ylim()) <= image.shape[0] + 1
 
 
 def test_a_ring_hint_over_part_of_the_grooves_is_taken(disc):
