@@ -496,7 +496,7 @@ def test_flutter_weighting_follows_the_iec_table():
 
 
 def test_flutter_weighting_digital_filter_matches_its_analog_design():
-    from groovescan.metrics import _flutter_weighting_sos
+    from groovescan.metrics.wow import _flutter_weighting_sos
 
     rate = 4000.0
     f = np.array([p for p, _ in IEC_TABLE])
@@ -546,7 +546,7 @@ def test_wow_flutter_unweighted_option():
 def test_a_fitted_lag_piece_is_finite_at_and_past_its_ends():
     # the spline's knots are sums that can round the end down by an ulp; the piece
     # must still answer there (it gave NaN, and compare raised, on a 141 s side)
-    from groovescan.metrics import _penalised_spline, _SmoothLag
+    from groovescan.metrics._fitting import _penalised_spline, _SmoothLag
     rng = np.random.default_rng(3)
     for t_lo, t_hi in zip(rng.choice([0.0, 0.05, 3.3], 100), rng.uniform(5.0, 150.0, 100)):
         t = np.linspace(t_lo + 0.05, t_hi - 0.05, 40)   # window centres, as compare fits them
@@ -559,7 +559,7 @@ def test_a_fitted_lag_piece_is_finite_at_and_past_its_ends():
 
 
 def test_a_skip_is_what_the_decode_did_not_where_the_comparison_wandered():
-    from groovescan.metrics import _skips
+    from groovescan.metrics.comparison import _skips
     turn = 60 / 78
     # the comparison wandered onto music repeated elsewhere and came back: no skip
     assert _skips([(10.0, -0.27), (10.2, -0.26), (10.45, -0.17), (10.65, 0.70 + 0.0)], 78) == ()
