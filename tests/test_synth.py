@@ -213,20 +213,21 @@ def test_matches_a_brute_force_supersampled_render(theta, scale_error):
     wiggle blurred along it) against the plain model: the sharp groove evaluated at 8 x 8
     points per pixel with the exact cut displacement, a 2-D Gaussian PSF, then averaged
     over each pixel."""
-    from groovescan import synth
+    from groovescan.synth.groove import _unblurred_profile
+    from groovescan.synth.render import _build_plan, _render_rows
 
     sr, ss, size = 48000, 8, 64
     s = resolve_settings(dpi=2400, disc_diameter_mm=44, r_start_mm=20, lead_in_s=0.1,
                          theta_start=math.pi, px_scale_error=scale_error, **CLEAN, **QUIET)
     audio = tone(1000.0, duration_s=1.5, sr=sr)
-    plan, cut = synth._build_plan(audio, sr, s, 5)
+    plan, cut = _build_plan(audio, sr, s, 5)
     px_row, px_col = s.true_px_mm
     phi0 = 3 * np.pi - theta                     # second turn, at image angle theta
     omega = 2 * np.pi * s.rpm / 60
     radius = plan.spiral.radius(np.array([phi0]))[0]
     row0 = int((plan.centre_mm[0] + radius * math.sin(theta)) / px_row) - size // 2
     col0 = int((plan.centre_mm[1] + radius * math.cos(theta)) / px_col) - size // 2
-    rendered = synth._render_rows(plan, row0, row0 + size)[:, col0:col0 + size].astype(float)
+    rendered = _render_rows(plan, row0, row0 + size)[:, col0:col0 + size].astype(float)
 
     sub = (np.arange(size * ss) + 0.5) / ss - 0.5            # sub-pixel centres, in px
     y = (row0 + sub) * px_row - plan.centre_mm[0]
@@ -239,7 +240,7 @@ def test_matches_a_brute_force_supersampled_render(theta, scale_error):
         phi = base + 2 * np.pi * turn
         d_mm = 1e3 * np.interp(phi / omega * sr, np.arange(cut.displacement.size),
                                cut.displacement)
-        dark += synth._unblurred_profile(r - plan.spiral.radius(phi) - d_mm, s)
+        dark += _unblurred_profile(r - plan.spiral.radius(phi) - d_mm, s)
     light = 1 - np.clip(dark, 0, 1)
     light = ndimage.gaussian_filter(light, [s.psf_sigma_um * 1e-3 / px * ss
                                             for px in (px_row, px_col)])

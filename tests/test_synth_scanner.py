@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from scipy import ndimage, optimize, signal, special
 
-from groovescan import synth
 from groovescan.errors import ParameterError
 from groovescan.synth import PRESETS, render_scan, render_scan_to_file, resolve_settings, sweep
+from groovescan.synth.render import _build_plan, _render_rows
+from groovescan.synth.truth import _make_truth
 
 SR = 8000
 # A plain disc: uniform film (optical density 0.2), round and centred, no lead-in.
@@ -428,9 +429,9 @@ def test_sharpened_blocks_are_the_sharpened_image():
     one = render_scan(audio, sr=SR, seed=6, workers=1, **options).image
     two = render_scan(audio, sr=SR, seed=6, workers=2, **options).image
     np.testing.assert_array_equal(one, two)
-    plan, _ = synth._build_plan(audio, SR, resolve_settings(**options), 6)
+    plan, _ = _build_plan(audio, SR, resolve_settings(**options), 6)
     for r0, r1 in ((0, 5), (13, 50), (one.shape[0] - 20, one.shape[0])):
-        np.testing.assert_array_equal(synth._render_rows(plan, r0, r1), one[r0:r1])
+        np.testing.assert_array_equal(_render_rows(plan, r0, r1), one[r0:r1])
 
 
 # ------------------------------------------------------------------------------------
@@ -653,8 +654,8 @@ def test_focus_blur_differs_where_the_film_lifts(variation_um):
                          groove_width_mm=0.3, groove_bottom_mm=0.02, lead_in_s=0.1,
                          lead_out_s=0.1, focus_variation_um=variation_um, **BARE, **QUIET)
     audio = silence(0.5)
-    plan, cut = synth._build_plan(audio, SR, s, 3)
-    tr = synth._make_truth(plan, cut, audio, SR)
+    plan, cut = _build_plan(audio, SR, s, 3)
+    tr = _make_truth(plan, cut, audio, SR)
     phi = np.linspace(0, 2 * np.pi * 0.8, 2000)
     rows, cols = tr.groove_point_px(phi)
     sigma_um = tr.focus_sigma_um(rows, cols)
@@ -662,7 +663,7 @@ def test_focus_blur_differs_where_the_film_lifts(variation_um):
     fitted, wanted = [], []
     for k in (np.argmin(sigma_um), np.argmax(sigma_um)):
         r0, c0 = int(rows[k]) - 20, int(cols[k]) - 20
-        patch = synth._render_rows(plan, r0, r0 + 40)[:, c0:c0 + 40].astype(float)
+        patch = _render_rows(plan, r0, r0 + 40)[:, c0:c0 + 40].astype(float)
         rr, cc = np.mgrid[r0:r0 + 40, c0:c0 + 40]
         dy, dx = (rr - tr.centre_px[0]) * tr.px_mm[0], (cc - tr.centre_px[1]) * tr.px_mm[1]
         phi_px = np.mod(tr.theta_start - np.arctan2(dy, dx), 2 * np.pi)    # direction -1
