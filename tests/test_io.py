@@ -259,7 +259,7 @@ def test_colour_jpeg_uses_the_channel_with_most_contrast(tmp_path):
 def test_jpeg_is_copied_out_of_pillow_in_blocks_exactly(tmp_path, monkeypatch, colour):
     image = colour_image(3, contrast=(90, 250, 30)) if colour else make_image(np.uint8)
     path = write_jpeg(tmp_path / "a.jpg", image)
-    monkeypatch.setattr(gio, "_BLOCK_BYTES", 1000)  # a few rows a block, a ragged last one
+    monkeypatch.setattr(gio.load, "_BLOCK_BYTES", 1000)  # a few rows a block, a ragged last one
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scan = load_scan(path)
@@ -659,7 +659,7 @@ def test_save_scan_failing_midway_leaves_the_old_file_and_no_temporary(tmp_path,
 
 
 def test_save_scan_switches_to_bigtiff_for_large_images(tmp_path, monkeypatch):
-    monkeypatch.setattr(gio, "_BIGTIFF_BYTES", 1000)  # instead of 2 GiB
+    monkeypatch.setattr(gio.write, "_BIGTIFF_BYTES", 1000)  # instead of 2 GiB
     save_scan(tmp_path / "a.tif", make_image(), dpi=2400)
     with tifffile.TiffFile(tmp_path / "a.tif") as tif:
         assert tif.is_bigtiff
