@@ -223,10 +223,11 @@ def test_click_mask_is_consistent():
 
 def reference_click_scores(x, usable, order, block):
     """The scores as one AR fit and one filter per block: the plain loop that
-    restore._click_scores computes for all blocks at once (by FFT, in chunks)."""
+    restore._scores._click_scores computes for all blocks at once (by FFT, in chunks)."""
     from scipy.ndimage import maximum_filter1d
 
-    from groovescan.restore import _MAD_TO_SIGMA, _fit_ar, _interpolation_error
+    from groovescan.restore._ar import _fit_ar, _interpolation_error
+    from groovescan.restore._regions import _MAD_TO_SIGMA
 
     n = len(x)
     edges = np.linspace(0, n, max(1, int(round(n / block))) + 1).astype(np.int64)
@@ -247,7 +248,7 @@ def reference_click_scores(x, usable, order, block):
 
 @pytest.mark.parametrize("n", [60, 700, 24_100])
 def test_block_scores_match_the_per_block_loop(n):
-    from groovescan.restore import _click_scores
+    from groovescan.restore._scores import _click_scores
 
     rng = np.random.default_rng(16)
     x = 3.0 + music_displacement(n, rng, rms_px=1.0) + POSITION_NOISE_PX * rng.standard_normal(n)
