@@ -794,7 +794,6 @@ def inspect_figure(scan, result, *, title=None):
     """
     require_matplotlib()
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
     from . import __version__
 
